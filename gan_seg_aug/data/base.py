@@ -1,0 +1,92 @@
+"""The one interface every data source goes through (real loaders and the embedded default).
+
+A :class:`TaskData` holds a whole task at the paper's training resolution (SCR 256x256x1,
+Cityscapes 128x256x3, H x W x C), images in [-1, 1] (paper §IV: "all input images were
+intensity-normalized to a range of [-1, 1]"), labels as class indices, plus a way to get each
+case's ground truth at its *native* resolution with its physical spacing, because the paper
+evaluates there (§IV: outputs are upsampled bicubically "to the target resolution").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class TaskData:
+    task: str  # "scr_lung" | "cityscapes"
+    source: str  # "real" | "synthetic"; recorded as `dataset` in every output
+    case_ids: list[str]
+    images: np.ndarray  # float32 [N, H, W, C] in [-1, 1]
+    labels: np.ndarray  # uint8 [N, H, W] class indices (SCR: 1 = left lung; Cityscapes: category id 0..7)
+    spacing_mm: np.ndarray  # float64 [N, 2]: (row, col) pixel spacing of the native ground truth
+    native_label_fn: Callable[[int], np.ndarray]  # index -> uint8 [h, w] labels at native resolution
+    groups: list[str] | None = None  # Cityscapes: the official split of each case ("train" / "val")
+    origin: dict = field(default_factory=dict)  # where it came from: data_dir, format, notes
+
+    def __post_init__(self):
+        n = len(self.case_ids)
+        if self.images.ndim != 4 or self.images.shape[0] != n:
+            raise ValueError(f"images must be [N={n}, H, W, C], got {self.images.shape}")
+        if self.labels.shape != self.images.shape[:3]:
+            raise ValueError(f"labels {self.labels.shape} do not match images {self.images.shape[:3]}")
+        if self.spacing_mm.shape != (n, 2):
+            raise ValueError(f"spacing_mm must be [N={n}, 2], got {self.spacing_mm.shape}")
+        if len(set(self.case_ids)) != n:
+            raise ValueError("case_ids must be unique")
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def native_label(self, i: int) -> np.ndarray:
+        return self.native_label_fn(i)
+
+    def indices(self, ids) -> np.ndarray:
+        pos = {c: i for i, c in enumerate(self.case_ids)}
+        missing = [c for c in ids if c not in pos]
+        if missing:
+            raise KeyError(f"case ids not in this dataset: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+        return np.array([pos[c] for c in ids], dtype=np.int64)
+
+    def resized(self, height: int, width: int) -> "TaskData":
+        """The same cases at another training resolution (profiles ``cpu`` / ``smoke``).
+
+        Images use area averaging (no aliasing when shrinking), labels nearest neighbour (stays a
+        label map).  Native ground truth and spacing are untouched: evaluation still happens there.
+        """
+        if (height, width) == self.images.shape[1:3]:
+            return self
+        import cv2
+
+        interp_img = cv2.INTER_AREA if height <= self.images.shape[1] else cv2.INTER_LINEAR
+        imgs = np.stack([cv2.resize(im, (width, height), interpolation=interp_img).reshape(height, width, -1)
+                         for im in self.images]).astype(np.float32)
+        labs = np.stack([cv2.resize(lb, (width, height), interpolation=cv2.INTER_NEAREST)
+                         for lb in self.labels]).astype(np.uint8)
+        return replace(self, images=imgs, labels=labs)
+
+    def limited(self, max_cases: int) -> "TaskData":
+        """A deterministic subset of ``max_cases`` cases (smoke profile); 0 means all.
+
+        With ``groups`` (Cityscapes' official train/val) each group keeps its share, so the
+        paper's split procedure still finds both.
+        """
+        if not max_cases or max_cases >= len(self):
+            return self
+        if self.groups is None:
+            idx = np.arange(max_cases)
+        else:
+            g = np.asarray(self.groups)
+            idx = []
+            for name in sorted(set(self.groups)):
+                members = np.flatnonzero(g == name)
+                take = max(1, round(max_cases * len(members) / len(self)))
+                idx.extend(members[:take].tolist())
+            idx = np.array(sorted(idx))
+        fn = self.native_label_fn
+        return replace(self, case_ids=[self.case_ids[i] for i in idx], images=self.images[idx],
+                       labels=self.labels[idx], spacing_mm=self.spacing_mm[idx],
+                       native_label_fn=lambda j, _fn=fn, _idx=idx: _fn(int(_idx[j])),
+                       groups=None if self.groups is None else [self.groups[i] for i in idx])
