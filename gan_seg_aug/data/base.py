@@ -79,12 +79,12 @@ class TaskData:
             idx = np.arange(max_cases)
         else:
             g = np.asarray(self.groups)
-            idx = []
-            for name in sorted(set(self.groups)):
-                members = np.flatnonzero(g == name)
-                take = max(1, round(max_cases * len(members) / len(self)))
-                idx.extend(members[:take].tolist())
-            idx = np.array(sorted(idx))
+            names = sorted(set(self.groups), key=lambda n: (-int((g == n).sum()), n))
+            # smaller groups get their (rounded, at least 1) share; the largest takes the rest, so
+            # exactly max_cases are returned
+            takes = {n: max(1, round(max_cases * int((g == n).sum()) / len(self))) for n in names[1:]}
+            takes[names[0]] = max_cases - sum(takes.values())
+            idx = np.array(sorted(i for n in names for i in np.flatnonzero(g == n)[:takes[n]].tolist()))
         fn = self.native_label_fn
         return replace(self, case_ids=[self.case_ids[i] for i in idx], images=self.images[idx],
                        labels=self.labels[idx], spacing_mm=self.spacing_mm[idx],

@@ -28,6 +28,13 @@ CITY_N_TRAIN, CITY_N_VAL = 2975, 400
 DEFAULT_SPLIT_DIR = Path(__file__).resolve().parents[2] / "results" / "splits"
 
 
+def default_split_dir() -> Path:
+    """``results/splits`` in the checkout; ``$GAN_SEG_AUG_SPLIT_DIR`` overrides it (tests use a tmp dir)."""
+    import os
+
+    return Path(os.environ.get("GAN_SEG_AUG_SPLIT_DIR") or DEFAULT_SPLIT_DIR)
+
+
 def _ids_digest(case_ids) -> str:
     return hashlib.sha256("\n".join(sorted(case_ids)).encode()).hexdigest()[:16]
 
@@ -85,10 +92,13 @@ def _cityscapes_folds(ids, group_of, seed):
 
 
 def split_name(task: str, source: str, case_ids, full: bool) -> str:
-    """File name: ``scr_lung.json`` for the full real set, else marked synthetic / partial."""
-    if source == "synthetic":
-        return f"{task}_synthetic.json"
-    return f"{task}.json" if full else f"{task}_partial_{_ids_digest(case_ids)}.json"
+    """``scr_lung.json`` for the full real set; synthetic and partial sets are marked in the name.
+
+    >>> split_name("scr_lung", "real", ["A", "B"], full=False)
+    'scr_lung_partial_23519a43c66b4c34.json'
+    """
+    stem = task if source == "real" else f"{task}_{source}"
+    return f"{stem}.json" if full else f"{stem}_partial_{_ids_digest(case_ids)}.json"
 
 
 def load_or_make_split(task: str, case_ids, groups=None, *, source: str = "real", full: bool = True,
@@ -98,7 +108,7 @@ def load_or_make_split(task: str, case_ids, groups=None, *, source: str = "real"
     A saved split whose case ids differ from the data at hand is an error, not silently replaced:
     a changed split would make results incomparable.
     """
-    path = Path(split_dir or DEFAULT_SPLIT_DIR) / split_name(task, source, case_ids, full)
+    path = Path(split_dir or default_split_dir()) / split_name(task, source, case_ids, full)
     if path.exists():
         split = read_json(path)
         if split.get("case_ids_sha256_16") != _ids_digest(case_ids) or split.get("task") != task:

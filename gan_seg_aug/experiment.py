@@ -1,0 +1,233 @@
+"""One experiment = one row of the paper's Tables I-IV: (GAN for the fold) -> U-Net on a mix -> evaluation.
+
+Thesis §4.2 / Fig. 4.2: "we split the data into one or multiple training, validation, and test sets.
+Then, we train GANs for every training set [...] Finally, we take the fully-trained generator network,
+and use it directly as an input to a U-Net style segmentation network."  Paper §III: "When mixing real
+and generated data, we exclusively use the specific GAN that was trained on the same real training
+data set".  So every fold has one GAN directory shared by all U-Net runs of that fold.
+
+Each stage is idempotent and resumable: a finished GAN (``done.json``) or U-Net (``summary.json``) is
+reused; an interrupted one continues from its checkpoints.  ``summary.json`` is written last and
+atomically, so its presence means the run is complete.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import config as C
+from .artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def choose_profile(requested: str | None, log=print) -> str:
+    """``paper`` when a GPU is visible, otherwise ``cpu`` -- and say why (issue 5, item 4)."""
+    if requested:
+        C.get_profile(requested)
+        if requested == "paper" and not gpu_available():
+            log("note: --profile paper without a GPU: the thesis schedule takes days on this CPU "
+                "(~30 s per full-size SCR GAN iteration, ~8 s per U-Net step).")
+        return requested
+    if gpu_available():
+        return "paper"
+    log("no GPU visible: using --profile cpu (the paper's schedule would take days here; "
+        "pass --profile paper to run it anyway). " + C.get_profile("cpu").note)
+    return "cpu"
+
+
+def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
+    mixes = ", ".join(C.VALID_MIXES[task])
+    p.add_argument("--mix", default=C.VALID_MIXES[task][1],
+                   help=f"R-G: real and generated pairs per minibatch (paper: {mixes}; default %(default)s)")
+    p.add_argument("--aug", action="store_true", help="standard augmentation with the paper's preset (bold rows)")
+    p.add_argument("--shift-std", type=float, default=None, help="intensity shift N(0, s) (implies augmentation)")
+    p.add_argument("--scale-std", type=float, default=None, help="intensity scaling N(1, s)")
+    p.add_argument("--translate-std", type=float, default=None, help="translation N(0, s px) at paper resolution")
+    p.add_argument("--elastic-std", type=float, default=None, help="B-spline control-point displacement N(0, s px)")
+    p.add_argument("--flip", action="store_true", help="horizontal flip with p = 0.5")
+    p.add_argument("--profile", choices=C.PROFILES, default=None,
+                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
+    p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
+    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
+    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="root of all run directories")
+    p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
+    p.add_argument("--gan-checkpoint", default=None,
+                   help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+
+
+def aug_from_args(task: str, args):
+    """The paper preset for ``--aug``; explicit ``--*-std`` / ``--flip`` flags build any other setting."""
+    from .augment import AUG_PRESETS, AugParams
+
+    custom = {k: getattr(args, k) for k in ("shift_std", "scale_std", "translate_std", "elastic_std")
+              if getattr(args, k) is not None}
+    if args.aug and (custom or args.flip):
+        raise SystemExit("error: --aug selects the paper's preset; do not combine it with --shift-std/--scale-std/"
+                         "--translate-std/--elastic-std/--flip (use those alone for a custom setting)")
+    if args.aug:
+        return AUG_PRESETS[task]
+    if custom or args.flip:
+        for k, v in custom.items():
+            if v < 0:
+                raise SystemExit(f"error: --{k.replace('_', '-')} must be >= 0, got {v}")
+        return AugParams(flip=bool(args.flip), **custom)
+    return None
+
+
+def run_name(cfg: C.UNetConfig, aug, task: str) -> str:
+    """``8-8-NoAug`` / ``16-0-Aug`` for the paper's settings, a spelled-out name for any other."""
+    from .augment import AUG_PRESETS
+
+    if aug is None or aug == AUG_PRESETS[task]:
+        return cfg.network_id
+    parts = [f"sh{aug.shift_std:g}", f"sc{aug.scale_std:g}", f"tr{aug.translate_std:g}", f"el{aug.elastic_std:g}",
+             f"flip{int(aug.flip)}"]
+    return f"{cfg.n_real}-{cfg.n_generated}-aug_" + "_".join(parts)
+
+
+def fold_dir(runs_dir, task, profile, dataset, fold) -> Path:
+    return Path(runs_dir) / task / profile / dataset / f"fold{fold}"
+
+
+def one_line(summary: dict, run_dir) -> str:
+    s, t = summary, summary["test"]
+    head = f"{s['task']} fold {s['fold']} {s['run_name']} [{s['profile']}, {s['dataset']}]"
+    if s["task"] == "scr_lung":
+        body = (f"test Dice {t['dice_mean']:.4f} ± {t['dice_std']:.4f}, HD {t['hausdorff_mm_mean']:.2f} ± "
+                f"{t['hausdorff_mm_std']:.2f} mm (n={t['n']}); val Dice {s['val']['dice_mean']:.4f}")
+    else:
+        body = (f"test mIoU {t['miou8']:.4f} (no human/object {t['miou8_no_human_object']:.4f}, official 7-cat "
+                f"{t['miou7']:.4f}, n={t['n']}); val mIoU {s['val']['miou8']:.4f}")
+    return f"{head}: {body} -> {run_dir}"
+
+
+def run(task: str, args, log=print) -> dict:
+    from .data.loaders import load_task, task_split
+    from .data.splits import fold_of
+
+    profile = choose_profile(args.profile, log)
+    prof = C.get_profile(profile)
+    n_real, n_gen = C.parse_mix(args.mix, task)
+    aug = aug_from_args(task, args)
+    fold_no = getattr(args, "fold", 1)
+    cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision)
+    if aug is not None:
+        aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
+
+    data = load_task(task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
+                     max_cases=prof.max_cases, log=log)
+    split, split_path = task_split(data)
+    fold = fold_of(split, fold_no)
+    fdir = fold_dir(args.runs_dir, task, profile, data.source, fold_no)
+    name = run_name(cfg, aug, task)
+    run_dir = Path(args.out) if args.out else fdir / name
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        summary = read_json(summary_path)
+        log("already finished (delete the directory to run again): " + one_line(summary, run_dir))
+        return summary
+
+    log(f"{task} fold {fold_no} {name}: profile {profile} ({cfg.height}x{cfg.width}, U-Net width/"
+        f"{cfg.unet_width_div}), dataset {data.source} ({len(data)} cases; split {split_path.name}: "
+        f"{len(fold['train'])} train / {len(fold['val'])} val / {len(fold['test'])} test)")
+
+    sampler, gan_iterations, gan_dir = None, 0, None
+    if n_gen > 0:
+        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, log)
+
+    from .train import train_unet
+
+    t0 = time.time()
+    train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, log=log)
+    summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
+                                      gan_iterations, gan_dir, log)
+    summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
+    atomic_write_json(summary_path, summary)
+    log(one_line(summary, run_dir))
+    return summary
+
+
+def _generator_for(task, profile, args, data, fold, fdir, cfg, log):
+    from .gan_training import load_generator, train_gan
+    from .pipeline import GeneratorSampler
+
+    if args.gan_checkpoint:
+        gan_dir = Path(args.gan_checkpoint)
+        if not (gan_dir / "done.json").exists():
+            raise SystemExit(f"error: --gan-checkpoint {gan_dir}: not a finished GAN run (no done.json); "
+                             f"train it with experiments/train_gan.py or omit the flag")
+    else:
+        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision)
+        gan_dir = train_gan(gcfg, data, fold["train"], fdir / "gan", resume=True, log=log)
+    gan_cfg = read_json(Path(gan_dir) / "config.json")
+    gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
+    if (gh, gw) != (cfg.height, cfg.width):
+        raise SystemExit(f"error: --gan-checkpoint {gan_dir} generates {gh}x{gw} pairs but this U-Net trains at "
+                         f"{cfg.height}x{cfg.width} (profile {profile}); use a GAN of the same profile")
+    generator = load_generator(gan_dir)
+    sampler = GeneratorSampler(generator, gan_cfg.get("latent_dim", 128), C.task_spec(task).n_classes, seed=args.seed)
+    return sampler, int(gan_cfg.get("iterations", 0)), str(gan_dir)
+
+
+def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary, gan_iterations,
+                            gan_dir, log):
+    import dataclasses
+
+    from . import evaluate as E
+    from .models import build_unet
+
+    model = build_unet(task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
+    model.load_weights(str(run_dir / "best.weights.h5"))
+    small = data.resized(cfg.height, cfg.width)
+    results = {}
+    for subset in ("val", "test"):
+        log(f"evaluating on the {subset} set ({len(fold[subset])} cases) at native resolution ...")
+        if task == "scr_lung":
+            df = E.evaluate_scr(model, small, fold[subset])
+            results[subset] = (E.summarise_scr(df), df)
+        else:
+            report, df = E.evaluate_cityscapes(model, small, fold[subset])
+            results[subset] = (report, df)
+    atomic_write_csv(run_dir / "metrics_per_image.csv", results["test"][1])
+    atomic_write_csv(run_dir / "metrics_val_per_image.csv", results["val"][1])
+    val, test = results["val"][0], results["test"][0]
+    val = {"loss": train_summary.get("best_val_loss"), **{k: v for k, v in val.items() if k != "n"}}
+    return {
+        "task": task, "fold": fold_no, "network_id": cfg.network_id, "run_name": name,
+        "n_real": cfg.n_real, "n_generated": cfg.n_generated, "augment": aug is not None,
+        "aug_params": dataclasses.asdict(aug) if aug is not None else None,
+        **provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed),
+        "gan_iterations": gan_iterations, "gan_dir": gan_dir,
+        "unet_iterations": train_summary.get("iterations"), "best_iteration": train_summary.get("best_iteration"),
+        "stopped_by": train_summary.get("stopped_by"),
+        "resolution": [cfg.height, cfg.width], "unet_width_div": cfg.unet_width_div,
+        "val": val, "test": {"n": len(fold["test"]), **{k: v for k, v in test.items() if k != "n"}},
+    }
+
+
+def main(task: str, argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog=f"experiments/{task}.py",
+        description=f"Train (or reuse) the fold's GAN, train a U-Net on the --mix, evaluate on the test set ({task}).")
+    if task == "scr_lung":
+        p.add_argument("--fold", type=int, default=1, choices=(1, 2, 3), help="cross-validation fold (paper §V-A)")
+    add_common_args(p, task)
+    args = p.parse_args(argv)
+    try:
+        run(task, args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
