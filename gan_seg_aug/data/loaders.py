@@ -1,0 +1,121 @@
+"""Entry point for every data source: ``load_task`` and ``task_split``.
+
+``load_task(task, data_dir)`` returns a :class:`TaskData` at the paper's training resolution
+(paper §V-A: SCR "downsampled to a resolution of [256 x 256]"; §V-B: Cityscapes "[256 x 128 x 3]")
+from one of:
+
+* no ``data_dir``: the embedded synthetic stand-in (``data/synthetic.py``), with a one-line
+  notice, so every command runs on a fresh clone;
+* JSRT radiographs + SCR masks (``data/scr.py``);
+* Cityscapes, official layout or the pix2pix variant (``data/cityscapes.py``).
+
+Real sets are checked against the paper's counts (§V-A: 247 SCR images; §V-B: 2975 training +
+500 validation Cityscapes images).  A different count is an error unless ``allow_partial``:
+then the split keeps the paper's proportions (``splits.py``) and a notice says the numbers are
+not comparable to the paper.
+
+Every bad input raises :class:`DataError` naming the file or flag and what was expected, before
+anything is written (the cache is written only after every case decoded).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import TaskData
+from .splits import load_or_make_split
+
+TASKS = ("scr_lung", "cityscapes")
+# Paper §V-A (SCR: 247 images) and §V-B (Cityscapes: 2975 train + 500 val, fine annotations).
+PAPER_COUNTS = {"scr_lung": {"all": 247}, "cityscapes": {"train": 2975, "val": 500}}
+SYNTHETIC_COUNTS = {"scr_lung": 247, "cityscapes": 347}  # the synthetic generators' default sizes
+
+
+class DataError(ValueError):
+    """A data directory or file is not what the paper's datasets look like (message says what)."""
+
+
+def _counts(task: str, groups) -> dict:
+    if task == "scr_lung":
+        return {"all": len(groups)}
+    return {g: sum(1 for x in groups if x == g) for g in PAPER_COUNTS[task]}
+
+
+def _fmt_counts(counts: dict) -> str:
+    return " + ".join(f"{n} {g}" if g != "all" else str(n) for g, n in counts.items())
+
+
+def check_paper_count(task: str, groups, *, allow_partial: bool, where, log=print) -> bool:
+    """Compare the number of cases (per official split for Cityscapes) with the paper's.
+
+    ``groups`` holds one entry per case (its official split; anything for SCR).  Returns True
+    when the counts are the paper's.  A difference is a :class:`DataError` unless
+    ``allow_partial``, in which case a notice is logged and False returned.
+    """
+    found, expected = _counts(task, groups), PAPER_COUNTS[task]
+    if found == expected:
+        return True
+    msg = (f"{where}: found {_fmt_counts(found)} {task} cases, expected the paper's {_fmt_counts(expected)}")
+    if not allow_partial:
+        raise DataError(msg + "; pass --allow-partial (allow_partial=True) to use a subset anyway")
+    log(f"note: {msg}; --allow-partial: the split keeps the paper's proportions, "
+        "results are NOT comparable to the paper")
+    return False
+
+
+def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_dir=None, max_cases: int = 0,
+              log=print) -> TaskData:
+    """Load ``task`` ("scr_lung" | "cityscapes") from ``data_dir``, or the synthetic set when None.
+
+    ``max_cases`` > 0 keeps a deterministic subset (smoke runs): the synthetic generator makes
+    only that many cases; real data is loaded (and cached) in full, then ``TaskData.limited``.
+    ``cache_dir`` defaults to ``$GAN_SEG_AUG_CACHE`` or ``~/.cache/gan_seg_aug``.
+    """
+    if task not in TASKS:
+        raise DataError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
+    if not isinstance(max_cases, int) or max_cases < 0:
+        raise DataError(f"--max-cases {max_cases!r}: expected an integer >= 0 (0 = all cases)")
+    if data_dir is None:
+        return _synthetic(task, max_cases, log)
+    data_dir = Path(data_dir).expanduser()
+    if not data_dir.exists():
+        raise DataError(f"--data-dir {data_dir}: directory not found")
+    if not data_dir.is_dir():
+        raise DataError(f"--data-dir {data_dir}: not a directory")
+    if task == "scr_lung":
+        from . import scr
+
+        data = scr.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir, log=log)
+    else:
+        from . import cityscapes
+
+        data = cityscapes.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir, log=log)
+    return data.limited(max_cases)
+
+
+def _synthetic(task: str, max_cases: int, log) -> TaskData:
+    from . import synthetic
+
+    make = synthetic.make_scr_lung if task == "scr_lung" else synthetic.make_cityscapes
+    data = make(n_cases=max_cases) if max_cases else make()
+    log(f"note: no --data-dir given: using the embedded SYNTHETIC {task} stand-in ({len(data)} cases); "
+        "numbers are NOT comparable to the paper (see docs/data.md for the real datasets)")
+    return data
+
+
+def is_complete(data: TaskData) -> bool:
+    """True for a real dataset with exactly the paper's case counts, or the whole synthetic set."""
+    if data.source != "real":
+        return len(data) == SYNTHETIC_COUNTS[data.task]
+    groups = data.groups if data.groups is not None else ["all"] * len(data)
+    return _counts(data.task, groups) == PAPER_COUNTS[data.task]
+
+
+def task_split(data: TaskData, split_dir=None) -> tuple[dict, Path]:
+    """The paper's split of ``data`` (made once, saved as JSON; see ``splits.py``) and its path.
+
+    The complete real set uses ``<task>.json``; partial or limited sets and the synthetic set get
+    their own files (``splits.split_name``), so they can never overwrite or pass for the paper's.
+    ``split_dir`` defaults to ``$GAN_SEG_AUG_SPLIT_DIR`` or ``results/splits``.
+    """
+    return load_or_make_split(data.task, data.case_ids, data.groups, source=data.source,
+                              full=is_complete(data), split_dir=split_dir)
