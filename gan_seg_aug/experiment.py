@@ -123,6 +123,7 @@ def run(task: str, args, log=print) -> dict:
     aug = aug_from_args(task, args)
     fold_no = getattr(args, "fold", 1)
     cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision)
+    name = run_name(cfg, aug, task)  # named from the paper-resolution setting, before rescaling
     if aug is not None:
         aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
 
@@ -131,7 +132,6 @@ def run(task: str, args, log=print) -> dict:
     split, split_path = task_split(data)
     fold = fold_of(split, fold_no)
     fdir = fold_dir(args.runs_dir, task, profile, data.source, fold_no)
-    name = run_name(cfg, aug, task)
     run_dir = Path(args.out) if args.out else fdir / name
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
@@ -153,6 +153,9 @@ def run(task: str, args, log=print) -> dict:
     train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, log=log)
     summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
                                       gan_iterations, gan_dir, log)
+    summary["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    summary["allow_partial"] = bool(args.allow_partial)
+    summary["split_file"] = split_path.name
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
     atomic_write_json(summary_path, summary)
     log(one_line(summary, run_dir))

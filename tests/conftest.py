@@ -1,6 +1,8 @@
 """Shared test set-up: quiet TF, keep caches/splits out of the user's home and the checkout,
 and skip tests that need ``../shared/data`` when it is absent (a user's fresh clone)."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,3 +42,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "realdata" in item.keywords:
             item.add_marker(skip)
+
+
+# Runs shared by test_tables, test_compare and test_notebooks: the real experiment commands on the smoke profile.
+SMOKE_ONLY = "8-8-NoAug,16-0-Aug,4-4-NoAug,8-0-Aug"
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """Runs, tables and comparison of a small smoke-profile sweep with the real experiment commands:
+    fold 1 of 8-8-NoAug / 16-0-Aug (SCR) and 4-4-NoAug / 8-0-Aug (Cityscapes), i.e. 2 GANs and 4 U-Nets.
+    Table I's bold row and Table III's flip row are the same runs, so all four tables have rows.
+
+    Used by test_tables, test_compare and test_notebooks; session-scoped, so the sweep runs once."""
+    base = tmp_path_factory.getbasetemp() / "smoke_sweep"
+    runs, results = base / "runs", base / "results"
+    if not (base / "done").exists():
+        cmd = [sys.executable, str(REPO / "experiments" / "tables.py"), "--table", "all", "--profile", "smoke",
+               "--folds", "1", "--only", SMOKE_ONLY, "--jobs", "2", "--runs-dir", str(runs),
+               "--results-dir", str(results)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        (base / "sweep.log").write_text(proc.stdout + proc.stderr)
+        (base / "done").write_text("")
+    return {"runs": runs, "results": results, "log": (base / "sweep.log").read_text()}

@@ -1,0 +1,261 @@
+"""`python experiments/tables.py --table I|II|III|IV|all [--profile P] ...`: the paper's tables from runs.
+
+Every row is one (or, for Table II, three) independent run(s) of ``experiments/scr_lung.py`` /
+``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/tables.py``.  The
+sweep has two stages: first one GAN per fold (``experiments/train_gan.py``, idempotent), then the
+U-Nets -- so runs of one fold never train the fold's GAN twice at once.  ``--jobs N`` runs N
+processes at a time; a U-Net that needs a GAN starts as soon as that GAN is finished.  Each run
+logs to ``<runs>/<task>/<profile>/<dataset>/fold<K>/<run_name>.log``.  Finished runs are skipped,
+interrupted ones resume (the commands are idempotent).
+
+``--print-commands`` prints the shell commands instead (GAN stage first) for a cluster scheduler
+or job array; after those ran, ``--collect-only`` builds the tables.
+
+The tables (``<results>/table_<N>.csv``, written atomically) hold the paper's columns plus each
+row's provenance (profile, dataset, iterations, seed, commit, date, run directory); rows without
+a finished run are kept with status ``missing``.  A failed run is reported (command, exit code,
+log) and makes the exit code non-zero, after the tables are written with the rows that exist.
+"""
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a plain checkout too
+
+from gan_seg_aug import tables as T  # noqa: E402
+from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
+
+EXPERIMENTS = Path(__file__).resolve().parent
+SCRIPTS = {"scr_lung": EXPERIMENTS / "scr_lung.py", "cityscapes": EXPERIMENTS / "cityscapes.py",
+           "gan": EXPERIMENTS / "train_gan.py"}
+
+
+@dataclass
+class Job:
+    label: str
+    argv: list  # the command, with sys.executable and absolute script paths
+    log: Path
+    finished: bool
+    gan: tuple | None = None  # (task, fold) of the GAN this job is, or needs
+    is_gan: bool = False
+    result: dict = field(default_factory=dict)
+
+
+def _csv_list(text: str, what: str, cast=str) -> list:
+    try:
+        items = [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"error: {what} {text!r}: expected a comma-separated list") from None
+    if not items:
+        raise SystemExit(f"error: {what} {text!r} is empty")
+    return items
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="experiments/tables.py", description=__doc__.splitlines()[0])
+    p.add_argument("--table", required=True, choices=T.TABLES + ("all",))
+    p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default=None,
+                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
+    p.add_argument("--data-dir-scr", default=None, help="JSRT/SCR root (omitted: embedded synthetic data)")
+    p.add_argument("--data-dir-cityscapes", default=None, help="Cityscapes root (omitted: embedded synthetic data)")
+    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's datasets")
+    p.add_argument("--runs-dir", default=str(T.REPO_ROOT / "runs"), help="root of the run directories")
+    p.add_argument("--results-dir", default=str(T.REPO_ROOT / "results"), help="where table_<N>.csv go")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--folds", default="1,2,3", help="SCR folds of Table II (default 1,2,3; Table I is fold 1)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated row ids / run names to run (e.g. 8-8-NoAug,16-0-Aug); others stay missing")
+    p.add_argument("--print-commands", action="store_true", help="print one shell command per run and exit")
+    p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"error: --jobs {args.jobs}: expected a whole number >= 1")
+    args.tables = list(T.TABLES) if args.table == "all" else [args.table]
+    args.folds = tuple(_csv_list(args.folds, "--folds", int))
+    if any(f not in T.SCR_FOLDS for f in args.folds):
+        raise SystemExit(f"error: --folds {args.folds}: expected folds among 1,2,3")
+    args.only = _csv_list(args.only, "--only") if args.only else None
+    for flag in ("data_dir_scr", "data_dir_cityscapes"):
+        d = getattr(args, flag)
+        if d and not Path(d).is_dir():
+            raise SystemExit(f"error: --{flag.replace('_', '-')} {d}: not a directory")
+    return args
+
+
+def data_dir(task: str, args):
+    return args.data_dir_scr if task == "scr_lung" else args.data_dir_cityscapes
+
+
+def dataset(task: str, args) -> str:
+    """``real`` with a data directory, else ``synthetic`` (the commands' embedded default)."""
+    return "real" if data_dir(task, args) else "synthetic"
+
+
+def _data_flags(task, args) -> list:
+    d = data_dir(task, args)
+    return (["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
+
+
+def gan_job(task: str, fold: int, args) -> Job:
+    fdir = T.fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold)
+    argv = [sys.executable, str(SCRIPTS["gan"]), "--task", task, "--fold", str(fold), "--profile", args.profile,
+            *_data_flags(task, args), "--out", str(fdir / "gan")]
+    return Job(f"{task} fold {fold} GAN", argv, fdir / "gan.log", (fdir / "gan" / "done.json").exists(),
+               gan=(task, fold), is_gan=True)
+
+
+def unet_job(spec: T.RunSpec, args, finished) -> Job:
+    fdir = T.fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold)
+    fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []  # cityscapes has one fold, no flag
+    argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *spec.aug_flags(),
+            "--profile", args.profile, *_data_flags(spec.task, args), "--runs-dir", str(args.runs_dir)]
+    done = T.find_run(spec, finished[spec.task]) is not None
+    return Job(f"{spec.task} fold {spec.fold} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
+               gan=(spec.task, spec.fold) if spec.needs_gan else None)
+
+
+def plan(args) -> tuple[list, list]:
+    """(GAN jobs, U-Net jobs) of the requested tables, shared runs once."""
+    specs = [s for t in args.tables for r in T.select_rows(T.table_rows(t, args.folds), args.only) for s in r.runs]
+    specs = list(dict.fromkeys(specs))
+    if args.only:
+        known = {s.run_name for s in specs} | {r.row_id for t in args.tables for r in T.table_rows(t, args.folds)}
+        unknown = [x for x in args.only if x not in known]
+        if unknown:
+            raise SystemExit(f"error: --only {','.join(unknown)}: no such row or run in Table(s) "
+                             f"{', '.join(args.tables)} (e.g. 8-8-NoAug, 16-0-Aug, sh0_sc0_tr0_el10)")
+    finished = {task: T.finished_runs(args.runs_dir, task, args.profile, dataset(task, args))
+                for task in {s.task for s in specs}}
+    unets = [unet_job(s, args, finished) for s in specs]
+    gans = [gan_job(task, fold, args) for task, fold in dict.fromkeys(s.gan for s in unets if s.gan)]
+    return gans, unets
+
+
+def shell_line(job: Job) -> str:
+    """The command as a user would type it from the current directory."""
+    cwd = os.getcwd()
+    argv = ["python"] + [os.path.relpath(a) if os.path.isabs(a) and a.startswith(cwd + os.sep) else a
+                         for a in job.argv[1:]]
+    return shlex.join(argv)
+
+
+def print_commands(gans, unets) -> None:
+    print("# stage 1: one GAN per fold (idempotent); run these first and wait for them")
+    for j in gans:
+        print(shell_line(j))
+    print("# stage 2: the segmentation networks (idempotent; those with generated pairs need stage 1)")
+    for j in unets:
+        print(shell_line(j))
+
+
+def _run(job: Job) -> Job:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(T.REPO_ROOT), env.get("PYTHONPATH")]))
+    job.log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with open(job.log, "a") as log:
+        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.argv)}\n")
+        log.flush()
+        try:
+            rc = subprocess.run(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        except OSError as e:
+            log.write(f"could not start: {e}\n")
+            rc = -1
+    job.result = {"rc": rc, "seconds": time.time() - t0}
+    return job
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def execute(gans: list, unets: list, n_jobs: int, log=print) -> list[Job]:
+    """Run the jobs, GANs first; return the failed ones (and those skipped because their GAN failed)."""
+    for j in gans + unets:
+        if j.finished:
+            log(f"already finished: {j.label}")
+    pending_gans = {j.gan for j in gans if not j.finished}
+    todo_gans = [j for j in gans if not j.finished]
+    ready = [j for j in unets if not j.finished and j.gan not in pending_gans]
+    waiting = [j for j in unets if not j.finished and j.gan in pending_gans]
+    total, count, failed = len(todo_gans) + len(ready) + len(waiting), 0, []
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        running = {pool.submit(_run, j) for j in todo_gans + ready}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = fut.result()
+                count += 1
+                rc, secs = job.result["rc"], job.result["seconds"]
+                if rc == 0:
+                    log(f"[{count}/{total}] ok      {job.label} ({secs:.0f} s): {_last_line(job.log)}")
+                else:
+                    failed.append(job)
+                    log(f"[{count}/{total}] FAILED  {job.label} (exit {rc}, {secs:.0f} s); log: {job.log}")
+                if job.is_gan:
+                    deps = [j for j in waiting if j.gan == job.gan]
+                    waiting = [j for j in waiting if j.gan != job.gan]
+                    for d in deps:
+                        if rc == 0:
+                            running.add(pool.submit(_run, d))
+                        else:
+                            count += 1
+                            d.result = {"rc": None, "seconds": 0.0}
+                            failed.append(d)
+                            log(f"[{count}/{total}] SKIPPED {d.label}: its GAN failed")
+    return failed
+
+
+def write_tables(args, log=print) -> list[Path]:
+    out = []
+    for t in args.tables:
+        task = T.TABLE_TASK[t]
+        frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), folds=args.folds)
+        path = atomic_write_csv(Path(args.results_dir) / f"table_{t}.csv", frame)
+        counts = frame["status"].value_counts().to_dict()
+        log(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
+            f"; profile {args.profile}, {dataset(task, args)} data)")
+        out.append(path)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.profile is None:
+        from gan_seg_aug.experiment import choose_profile
+
+        args.profile = choose_profile(None)
+    gans, unets = plan(args)
+    if args.print_commands:
+        print_commands(gans, unets)
+        return 0
+    failed = []
+    if not args.collect_only:
+        missing = sorted({str(p) for p in (Path(j.argv[1]) for j in gans + unets if not j.finished) if not p.exists()})
+        if missing:
+            print(f"error: experiment command(s) not found: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        failed = execute(gans, unets, args.jobs)
+    write_tables(args)
+    if failed:
+        print(f"\n{len(failed)} run(s) did not finish; their rows are marked missing:", file=sys.stderr)
+        for j in failed:
+            why = "skipped, its GAN failed" if j.result.get("rc") is None else f"exit {j.result['rc']}"
+            print(f"  {why}: {shell_line(j)}\n    log: {j.log}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

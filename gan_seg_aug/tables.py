@@ -1,0 +1,392 @@
+"""The runs behind the paper's Tables I-IV, as data, and how finished runs become those tables.
+
+Paper §V-A (thesis §5.1.2): "We evaluated different combinations of standard data augmentation on
+one fold [...] we fixed elastic deformation at 10 pixels for each control point" (Table I, SCR,
+16 real pairs, validation Dice); "we report performance as the average Dice score and Hausdorff
+distance over all folds" (Table II: 3 folds, one GAN per fold).  §V-B (thesis §5.2.2): Table III
+compares augmentation settings on the validation set (8 real pairs, mIoU); Table IV is the single
+Cityscapes fold, with mIoU "excluding the 'Human' and 'Object' categories" as a second column.
+
+A run is found by the configuration recorded in its ``summary.json`` (mix, augmentation), not
+only by its directory name, so a renamed directory or a profile that rescales pixel parameters
+(``AugParams.scaled``) still matches.  Rows whose runs do not exist are kept and marked missing.
+
+All values are fractions (0.9765, not 97.65 %); Hausdorff distances are in mm.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import read_json
+from .config import CITYSCAPES_CATEGORIES, task_spec
+from .experiment import fold_dir  # noqa: F401  (<runs>/<task>/<profile>/<dataset>/fold<K>)
+
+TABLES = ("I", "II", "III", "IV")
+SCR_FOLDS = (1, 2, 3)
+TABLE_TASK = {"I": "scr_lung", "II": "scr_lung", "III": "cityscapes", "IV": "cityscapes"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AugSetting:
+    """One augmentation setting; pixel stds at the paper's resolution (256x256 / 128x256)."""
+
+    shift_std: float = 0.0
+    scale_std: float = 0.0
+    translate_std: float = 0.0
+    elastic_std: float = 0.0
+    flip: bool = False
+
+    def name(self) -> str:
+        """The experiment command's spelled-out name (``gan_seg_aug.experiment.run_name``).
+
+        >>> AugSetting(0.05, 0.05, 10, 10).name()
+        'aug_sh0.05_sc0.05_tr10_el10_flip0'
+        """
+        return (f"aug_sh{self.shift_std:g}_sc{self.scale_std:g}_tr{self.translate_std:g}"
+                f"_el{self.elastic_std:g}_flip{int(self.flip)}")
+
+
+# The bold rows of Tables I and III: what ``--aug`` selects (must equal augment.AUG_PRESETS; tested).
+PRESETS = {"scr_lung": AugSetting(0.05, 0.05, 10, 10), "cityscapes": AugSetting(flip=True)}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One U-Net run = one call of ``experiments/<task>.py``.  ``aug=None`` is no augmentation."""
+
+    task: str
+    fold: int
+    n_real: int
+    n_generated: int
+    aug: AugSetting | None = None
+
+    @property
+    def mix(self) -> str:
+        return f"{self.n_real}-{self.n_generated}"
+
+    @property
+    def needs_gan(self) -> bool:
+        return self.n_generated > 0
+
+    @property
+    def is_preset(self) -> bool:
+        return self.aug is not None and self.aug == PRESETS[self.task]
+
+    @property
+    def network_id(self) -> str:
+        return f"{self.mix}-{'Aug' if self.aug is not None else 'NoAug'}"
+
+    @property
+    def run_name(self) -> str:
+        """``16-0-Aug`` for the paper's preset, ``16-0-NoAug`` without, else the spelled-out setting."""
+        if self.aug is None or self.is_preset:
+            return self.network_id
+        return f"{self.mix}-{self.aug.name()}"
+
+    def aug_flags(self) -> list[str]:
+        """Command-line flags: ``--aug`` for the preset, else only the non-zero parts."""
+        if self.aug is None:
+            return []
+        if self.is_preset:
+            return ["--aug"]
+        a, flags = self.aug, []
+        for flag, value in (("--shift-std", a.shift_std), ("--scale-std", a.scale_std),
+                            ("--translate-std", a.translate_std), ("--elastic-std", a.elastic_std)):
+            if value:
+                flags += [flag, f"{value:g}"]
+        return flags + (["--flip"] if a.flip else [])
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of a table: its key (shared with ``results/paper/table_*.csv``) and its runs."""
+
+    table: str
+    row_id: str
+    runs: tuple[RunSpec, ...]  # one per fold for Table II, else exactly one
+    aug: AugSetting | None = None
+
+
+# Paper Table I rows in order: (intensity shift, intensity scaling, translation px, elastic px).
+TABLE_I_SETTINGS = ((0, 0, 0, 0), (0, 0, 0, 10), (0, 0, 10, 10), (0, 0.05, 0, 10), (0, 0.05, 10, 10),
+                    (0.05, 0, 0, 10), (0.05, 0, 10, 10), (0.05, 0.05, 0, 10), (0.05, 0.05, 10, 10))
+# Paper Table III rows in order: (intensity shift, intensity scaling, translation px, horizontal flip).
+TABLE_III_SETTINGS = ((0.10, 0.10, 10, False), (0.05, 0.05, 5, False), (0, 0, 0, False),
+                      (0.05, 0.05, 0, True), (0, 0, 0, True))
+TABLE_II_MIXES = ((16, 0), (8, 8), (0, 16))
+TABLE_IV_MIXES = ((8, 0), (4, 4), (0, 8))
+
+
+def setting_row_id(a: AugSetting, task: str) -> str:
+    """Row key of Tables I / III, e.g. ``sh0.05_sc0.05_tr10_el10`` or ``sh0_sc0_tr0_flip1``."""
+    last = f"el{a.elastic_std:g}" if task == "scr_lung" else f"flip{int(a.flip)}"
+    return f"sh{a.shift_std:g}_sc{a.scale_std:g}_tr{a.translate_std:g}_{last}"
+
+
+def _as_aug(a: AugSetting) -> AugSetting | None:
+    return None if a == AugSetting() else a  # the all-zero row is the plain no-augmentation run
+
+
+def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
+    """The rows of a paper table and the runs each needs.
+
+    Table I's first and last rows are the very runs 16-0-NoAug / 16-0-Aug of fold 1 in Table II
+    (same configuration), and Table III's no-flip and flip-only rows are 8-0-NoAug / 8-0-Aug of
+    Table IV, so those are run once and shared.
+
+    >>> [r.row_id for r in table_rows("II", folds=(1,))][:2]
+    ['16-0-Aug', '16-0-NoAug']
+    >>> table_rows("I")[-1].runs[0].run_name
+    '16-0-Aug'
+    """
+    if table in ("I", "III"):
+        task, mix = TABLE_TASK[table], ((16, 0) if table == "I" else (8, 0))
+        settings = ([AugSetting(*s) for s in TABLE_I_SETTINGS] if table == "I"
+                    else [AugSetting(sh, sc, tr, 0, fl) for sh, sc, tr, fl in TABLE_III_SETTINGS])
+        return [TableRow(table, setting_row_id(a, task), (RunSpec(task, 1, *mix, _as_aug(a)),), a) for a in settings]
+    if table in ("II", "IV"):
+        task = TABLE_TASK[table]
+        mixes, fold_list = (TABLE_II_MIXES, tuple(folds)) if table == "II" else (TABLE_IV_MIXES, (1,))
+        bad = [f for f in fold_list if f not in SCR_FOLDS]
+        if bad or not fold_list:
+            raise ValueError(f"--folds {list(folds)}: expected a non-empty subset of {list(SCR_FOLDS)}")
+        out = []
+        for r, g in mixes:
+            for aug in (PRESETS[task], None):
+                runs = tuple(RunSpec(task, f, r, g, aug) for f in fold_list)
+                out.append(TableRow(table, runs[0].network_id, runs))
+        return out
+    raise ValueError(f"unknown --table {table!r}: expected one of {', '.join(TABLES)} or all")
+
+
+def table_runs(tables, folds=SCR_FOLDS) -> list[RunSpec]:
+    """All distinct runs of the given tables, in table order (shared runs once)."""
+    return list(dict.fromkeys(s for t in tables for row in table_rows(t, folds) for s in row.runs))
+
+
+# --------------------------------------------------------------------------- finding finished runs
+
+@dataclass(frozen=True)
+class FinishedRun:
+    run_dir: Path
+    summary: dict
+
+
+def finished_runs(runs_dir, task: str, profile: str, dataset: str) -> list[FinishedRun]:
+    """Every finished U-Net run (a ``summary.json`` exists) of a task / profile / dataset."""
+    base = Path(runs_dir) / task / profile / dataset
+    out = []
+    for path in sorted(base.glob("fold*/*/summary.json")):
+        try:
+            out.append(FinishedRun(path.parent, read_json(path)))
+        except ValueError as e:  # a corrupt summary must not hide the others
+            print(f"warning: skipping {e}")
+    return out
+
+
+def _close(a, b) -> bool:
+    return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
+
+
+def matches(spec: RunSpec, summary: dict) -> bool:
+    """Does this finished run have the configuration of ``spec``?
+
+    Pixel stds are accepted at the paper's resolution or rescaled to the run's resolution
+    (profiles below the paper size record ``AugParams.scaled`` values).
+    """
+    s = summary
+    if (s.get("task") != spec.task or int(s.get("fold", 1)) != spec.fold or s.get("n_real") != spec.n_real
+            or s.get("n_generated") != spec.n_generated or bool(s.get("augment")) != (spec.aug is not None)):
+        return False
+    if spec.aug is None:
+        return True
+    if s.get("run_name") == spec.run_name:
+        return True
+    p = s.get("aug_params") or {}
+    a = spec.aug
+    try:
+        if not (_close(p.get("shift_std", 0), a.shift_std) and _close(p.get("scale_std", 0), a.scale_std)
+                and bool(p.get("flip", False)) == a.flip):
+            return False
+        res = s.get("resolution") or [task_spec(spec.task).height]
+        factor = float(res[0]) / task_spec(spec.task).height
+        return any(_close(p.get("translate_std", 0), a.translate_std * f)
+                   and _close(p.get("elastic_std", 0), a.elastic_std * f) for f in {1.0, factor})
+    except (TypeError, ValueError):
+        return False
+
+
+def find_run(spec: RunSpec, runs: list[FinishedRun]) -> FinishedRun | None:
+    hits = [r for r in runs if matches(spec, r.summary)]
+    if not hits:
+        return None
+    named = [r for r in hits if r.run_dir.name == spec.run_name]
+    return (named or sorted(hits, key=lambda r: str(r.summary.get("date", ""))))[-1]
+
+
+# --------------------------------------------------------------------------- pooling and tables
+
+
+def pool(values) -> dict:
+    """Mean and sample std (``ddof=1``, as ``evaluate.summarise_scr``) of per-image values.
+
+    Paper §V-A reports Dice and Hausdorff "over all folds": the per-image values of the three test
+    sets are pooled (247 images), not the three fold means averaged.  An infinite distance (empty
+    prediction) makes the mean infinite on purpose; ``n_undefined`` counts such values.
+
+    >>> pool([0.9, 0.95, 1.0])
+    {'mean': 0.95, 'std': 0.05, 'n': 3, 'n_undefined': 0}
+    >>> pool([1.0, float("inf")])["mean"]
+    inf
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        mean = float(v.mean()) if v.size else math.nan
+        std = float(v.std(ddof=1)) if v.size > 1 else math.nan
+    return {"mean": round(mean, 12), "std": round(std, 12), "n": int(v.size),
+            "n_undefined": int((~np.isfinite(v)).sum())}
+
+
+def display_path(path) -> str:
+    """Run directories as written into the tables: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def resolve_run_dir(text: str) -> Path:
+    """Inverse of :func:`display_path` (relative paths are relative to the repository)."""
+    p = Path(text)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "gan_iterations", "unet_iterations", "best_iteration",
+                "stopped_by", "seed", "git_commit", "date", "run_dir")
+
+
+def _run_info(run: FinishedRun) -> dict:
+    s = run.summary
+    return {"profile": s.get("profile"), "dataset": s.get("dataset"), "n_test": (s.get("test") or {}).get("n"),
+            "gan_iterations": s.get("gan_iterations"), "unet_iterations": s.get("unet_iterations"),
+            "best_iteration": s.get("best_iteration"), "stopped_by": s.get("stopped_by"), "seed": s.get("seed"),
+            "git_commit": s.get("git_commit"), "date": s.get("date"), "run_dir": display_path(run.run_dir)}
+
+
+def _missing_info(profile, dataset) -> dict:
+    return {k: None for k in INFO_COLUMNS} | {"status": "missing", "profile": profile, "dataset": dataset}
+
+
+def _merged(values):
+    """One value when all folds agree, else the per-fold values joined by ';'."""
+    uniq = list(dict.fromkeys("" if v is None else str(v) for v in values))
+    return values[0] if len(uniq) == 1 else ";".join("" if v is None else str(v) for v in values)
+
+
+def _setting_columns(row: TableRow, task: str) -> dict:
+    a = row.aug
+    cols = {"shift_std": a.shift_std, "scale_std": a.scale_std, "translate_px": a.translate_std}
+    return cols | ({"elastic_px": a.elastic_std} if task == "scr_lung" else {"flip": a.flip})
+
+
+def _single_run_row(row: TableRow, runs, profile, dataset) -> dict:
+    spec = row.runs[0]
+    run = find_run(spec, runs)
+    out = {"row_id": row.row_id}
+    if row.aug is not None:
+        out |= _setting_columns(row, spec.task)
+    else:
+        out |= {"network_id": spec.network_id, "n_real": spec.n_real, "n_generated": spec.n_generated,
+                "augment": spec.aug is not None}
+    s = run.summary if run else {}
+    val, test = s.get("val") or {}, s.get("test") or {}
+    if row.table == "I":
+        out |= {"val_dice_mean": val.get("dice_mean"), "val_dice_std": val.get("dice_std")}
+    elif row.table == "III":
+        out |= {"val_miou8": val.get("miou8")}
+    else:
+        out |= {k: test.get(k) for k in ("miou8", "miou8_no_human_object", "miou7", "miou7_no_human_object")}
+        per_cat = test.get("iou_per_category") or {}
+        out |= {f"iou_{c}": per_cat.get(c) for c in CITYSCAPES_CATEGORIES}
+    info = (_run_info(run) | {"status": "ok"}) if run else _missing_info(profile, dataset)
+    return out | {"run_name": s.get("run_name", spec.run_name)} | info
+
+
+SCR_METRICS = ("dice", "hausdorff_mm", "hd95_mm", "assd_mm")
+
+
+def _pooled_row(row: TableRow, runs, profile, dataset) -> dict:
+    spec0 = row.runs[0]
+    out = {"row_id": row.row_id, "network_id": spec0.network_id, "n_real": spec0.n_real,
+           "n_generated": spec0.n_generated, "augment": spec0.aug is not None}
+    found, frames = [], []
+    for spec in row.runs:
+        run = find_run(spec, runs)
+        csv = run.run_dir / "metrics_per_image.csv" if run else None
+        if run and not csv.exists():
+            print(f"warning: {csv} missing; fold {spec.fold} of {spec.network_id} left out")
+            run = None
+        if run:
+            found.append((spec.fold, run))
+            frames.append(pd.read_csv(csv))
+    per_image = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(SCR_METRICS))
+    for m in SCR_METRICS:
+        p = pool(per_image[m]) if m in per_image else pool([])
+        out[f"{m}_mean"] = p["mean"]
+        if m in ("dice", "hausdorff_mm"):
+            out[f"{m}_std"] = p["std"]
+        if m == "hausdorff_mm":
+            out["hausdorff_undefined"] = p["n_undefined"]
+    out["folds"] = ";".join(str(f) for f, _ in found)
+    if not found:
+        return out | {"hausdorff_undefined": None} | _missing_info(profile, dataset)
+    infos = [_run_info(r) for _, r in found]
+    merged = {k: _merged([i[k] for i in infos]) for k in infos[0]}
+    merged["run_dir"] = ";".join(i["run_dir"] for i in infos)
+    merged["n_test"] = len(per_image)
+    status = "ok" if len(found) == len(row.runs) else "partial"
+    return out | merged | {"status": status}
+
+
+def build_table(table: str, runs_dir, profile: str, dataset: str, folds=SCR_FOLDS, only=None) -> pd.DataFrame:
+    """Table ``I``..``IV`` from the finished runs under ``runs_dir`` (missing rows kept, marked).
+
+    ``dataset`` is ``real`` or ``synthetic`` (the embedded default data); ``only`` restricts the
+    rows (row ids or run names), as ``experiments/tables.py --only`` does.
+    """
+    task = TABLE_TASK.get(table)
+    rows = select_rows(table_rows(table, folds), only)
+    runs = finished_runs(runs_dir, task, profile, dataset)
+    make = _pooled_row if table == "II" else _single_run_row
+    frame = pd.DataFrame([make(r, runs, profile, dataset) for r in rows])
+    for c in ("n_real", "n_generated", "n_test", "gan_iterations", "unet_iterations", "best_iteration", "seed",
+              "hausdorff_undefined"):
+        if c in frame and frame[c].map(lambda v: v is None or _is_whole(v)).all():
+            frame[c] = frame[c].astype("Int64")  # whole numbers stay whole next to missing rows
+    front = [c for c in frame.columns if c not in INFO_COLUMNS and c != "folds"]
+    back = [c for c in ("folds",) + INFO_COLUMNS if c in frame.columns]
+    return frame[front + back]
+
+
+def _is_whole(v) -> bool:
+    try:
+        return math.isnan(float(v)) or float(v) == int(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def select_rows(rows: list[TableRow], only=None) -> list[TableRow]:
+    """Rows whose id or any run name is in ``only`` (all rows when ``only`` is empty)."""
+    if not only:
+        return rows
+    wanted = set(only)
+    return [r for r in rows if r.row_id in wanted or any(s.run_name in wanted for s in r.runs)]
+
+

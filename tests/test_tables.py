@@ -1,0 +1,277 @@
+"""Tables I-IV: the configurations, finding finished runs, pooling, the sweep runner (issue 6).
+
+Unit tests fabricate run directories in tmp_path (test fixtures: their numbers are made up and
+never leave tmp_path).  The session fixture ``smoke_sweep`` runs the real experiment commands on
+the smoke profile once; test_compare.py and test_notebooks.py reuse it.
+"""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gan_seg_aug import tables as T
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = REPO / "results" / "paper"
+
+
+def load_cli(name: str):
+    """An ``experiments/<name>.py`` script as a module (they are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"cli_{name}", REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- fabricated runs
+
+def write_run(runs_dir, spec: T.RunSpec, *, profile="cpu", dataset="synthetic", per_image=None, val=None,
+              test=None, run_name=None, aug_params=None, resolution=None):
+    """A fake finished run (summary.json + metrics_per_image.csv) in the layout of the commands."""
+    run_dir = T.fold_dir(runs_dir, spec.task, profile, dataset, spec.fold) / (run_name or spec.run_name)
+    run_dir.mkdir(parents=True)
+    if per_image is not None:
+        per_image.to_csv(run_dir / "metrics_per_image.csv", index=False)
+    if aug_params is None and spec.aug is not None:
+        a = spec.aug
+        aug_params = dict(shift_std=a.shift_std, scale_std=a.scale_std, translate_std=a.translate_std,
+                          flip=a.flip, elastic_std=a.elastic_std, elastic_mesh=3, elastic_order=3)
+    summary = {"task": spec.task, "fold": spec.fold, "network_id": spec.network_id,
+               "run_name": run_name or spec.run_name, "n_real": spec.n_real, "n_generated": spec.n_generated,
+               "augment": spec.aug is not None, "aug_params": aug_params, "profile": profile, "dataset": dataset,
+               "seed": 0, "git_commit": "abc123", "date": "2024-01-01T00:00:00+00:00",
+               "gan_iterations": 7 if spec.needs_gan else 0, "unet_iterations": 11, "best_iteration": 9,
+               "stopped_by": "early_stopping", "val": val or {}, "test": test or {"n": 3}}
+    if resolution:
+        summary["resolution"] = resolution
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+def scr_per_image(dice, hd, prefix="c"):
+    return pd.DataFrame({"case_id": [f"{prefix}{i}" for i in range(len(dice))], "dice": dice, "hausdorff_mm": hd,
+                         "hd95_mm": hd, "assd_mm": np.asarray(hd) / 2})
+
+
+# ----------------------------------------------------------------------------- configurations
+
+def test_rows_are_the_papers_rows_in_order():
+    for t in T.TABLES:
+        paper = pd.read_csv(PAPER / f"table_{t}.csv")
+        ours = [r.row_id for r in T.table_rows(t)]
+        paper_ids = [r for r in paper["row_id"] if not r.startswith("Neff2017")]
+        assert ours == paper_ids, t
+    assert [len(r.runs) for r in T.table_rows("II")] == [3] * 6
+    assert [len(r.runs) for r in T.table_rows("II", folds=(1,))] == [1] * 6
+
+
+def test_table_I_elastic_fixed_and_shared_runs():
+    rows = T.table_rows("I")
+    assert all(r.aug.elastic_std == 10 for r in rows[1:]) and rows[0].runs[0].aug is None
+    assert {r.runs[0].mix for r in rows} == {"16-0"} and {r.runs[0].fold for r in rows} == {1}
+    # The no-augmentation and the bold row are Table II's fold-1 runs; Table III's no-flip and
+    # flip-only rows are Table IV's 8-0 runs: each run once.
+    assert rows[0].runs[0] == T.RunSpec("scr_lung", 1, 16, 0, None)
+    assert rows[-1].runs[0].run_name == "16-0-Aug" and rows[-1].runs[0].aug_flags() == ["--aug"]
+    iii = T.table_rows("III")
+    assert [iii[2].runs[0].run_name, iii[4].runs[0].run_name] == ["8-0-NoAug", "8-0-Aug"]
+    assert len(T.table_runs(T.TABLES)) == 9 - 2 + 18 + 5 - 2 + 6
+
+
+def test_aug_flags_spell_only_the_nonzero_parts():
+    spec = T.table_rows("I")[4].runs[0]  # scale 0.05, translation 10, elastic 10
+    assert spec.aug_flags() == ["--scale-std", "0.05", "--translate-std", "10", "--elastic-std", "10"]
+    assert spec.run_name == "16-0-aug_sh0_sc0.05_tr10_el10_flip0"
+    city = T.table_rows("III")[3].runs[0]
+    assert city.aug_flags() == ["--shift-std", "0.05", "--scale-std", "0.05", "--flip"]
+    assert T.RunSpec("cityscapes", 1, 4, 4).aug_flags() == []
+
+
+def test_presets_and_run_names_agree_with_the_experiment_command():
+    from gan_seg_aug import config as C
+    from gan_seg_aug.augment import AUG_PRESETS, AugParams
+    from gan_seg_aug.experiment import run_name
+
+    for task, preset in T.PRESETS.items():
+        p = AUG_PRESETS[task]
+        assert (p.shift_std, p.scale_std, p.translate_std, p.elastic_std, p.flip) == (
+            preset.shift_std, preset.scale_std, preset.translate_std, preset.elastic_std, preset.flip)
+    for spec in T.table_runs(T.TABLES, folds=(1,)):
+        cfg = C.unet_config(spec.task, "paper", spec.mix, augment=spec.aug is not None)
+        a = spec.aug
+        aug = None if a is None else AugParams(shift_std=a.shift_std, scale_std=a.scale_std,
+                                               translate_std=a.translate_std, elastic_std=a.elastic_std, flip=a.flip)
+        assert run_name(cfg, aug, spec.task) == spec.run_name
+
+
+def test_bad_table_and_folds_are_rejected():
+    with pytest.raises(ValueError, match="--table"):
+        T.table_rows("V")
+    with pytest.raises(ValueError, match="--folds"):
+        T.table_rows("II", folds=(4,))
+
+
+# ----------------------------------------------------------------------------- collecting runs
+
+def test_table_II_pools_images_over_folds_not_fold_means(tmp_path):
+    folds = {1: [0.90, 0.92], 2: [0.94], 3: [0.96, 0.98, 1.00]}
+    for f, d in folds.items():
+        spec = T.RunSpec("scr_lung", f, 8, 8, None)
+        write_run(tmp_path, spec, per_image=scr_per_image(d, [1.0] * len(d), prefix=f"f{f}_"))
+    table = T.build_table("II", tmp_path, "cpu", "synthetic")
+    row = table.set_index("row_id").loc["8-8-NoAug"]
+    values = sum(folds.values(), [])
+    assert row["dice_mean"] == pytest.approx(0.95)  # pooled over 6 images; the mean of fold means is 0.9433
+    assert np.mean([np.mean(v) for v in folds.values()]) == pytest.approx(0.9433, abs=1e-4)
+    assert row["dice_std"] == pytest.approx(np.std(values, ddof=1))
+    assert (row["status"], row["n_test"], row["folds"], row["gan_iterations"]) == ("ok", 6, "1;2;3", 7)
+    assert row["run_dir"].count(";") == 2
+    others = table[table["row_id"] != "8-8-NoAug"]
+    assert len(table) == 6 and set(others["status"]) == {"missing"} and others["dice_mean"].isna().all()
+
+
+def test_table_II_partial_folds_and_infinite_hausdorff(tmp_path):
+    spec = T.RunSpec("scr_lung", 2, 16, 0, T.PRESETS["scr_lung"])
+    write_run(tmp_path, spec, per_image=scr_per_image([0.9, 0.0], [2.0, float("inf")]))
+    row = T.build_table("II", tmp_path, "cpu", "synthetic").set_index("row_id").loc["16-0-Aug"]
+    assert (row["status"], row["folds"], row["hausdorff_undefined"]) == ("partial", "2", 1)
+    assert row["hausdorff_mm_mean"] == float("inf")
+    only_fold2 = T.build_table("II", tmp_path, "cpu", "synthetic", folds=(2,)).set_index("row_id")
+    assert only_fold2.loc["16-0-Aug", "status"] == "ok"
+
+
+def test_single_run_tables_read_validation_and_test_values(tmp_path):
+    rows_i = T.table_rows("I")
+    write_run(tmp_path, rows_i[3].runs[0], val={"dice_mean": 0.91, "dice_std": 0.02, "loss": 0.1})
+    t1 = T.build_table("I", tmp_path, "cpu", "synthetic").set_index("row_id")
+    assert t1.loc["sh0_sc0.05_tr0_el10", ["val_dice_mean", "status", "elastic_px", "scale_std"]].tolist() == [
+        0.91, "ok", 10, 0.05]
+    assert (t1["status"] == "missing").sum() == 8
+    spec = T.RunSpec("cityscapes", 1, 4, 4, None)
+    test = {"n": 500, "miou8": 0.5, "miou8_no_human_object": 0.6, "miou7": 0.55, "miou7_no_human_object": 0.65,
+            "iou_per_category": {"sky": 0.8, "human": 0.1}}
+    write_run(tmp_path, spec, profile="paper", dataset="real", test=test)
+    t4 = T.build_table("IV", tmp_path, "paper", "real").set_index("row_id")
+    assert t4.loc["4-4-NoAug", ["miou8", "miou7_no_human_object", "iou_sky", "n_test"]].tolist() == [0.5, 0.65, 0.8,
+                                                                                                     500]
+    for col in ("profile", "dataset", "gan_iterations", "unet_iterations", "seed", "git_commit", "date", "run_dir"):
+        assert col in t4.columns
+    assert t4.loc["4-4-NoAug", "gan_iterations"] == 7
+    assert T.build_table("IV", tmp_path, "cpu", "real")["status"].eq("missing").all()  # other profile: not mixed
+
+
+def test_runs_are_matched_by_configuration_even_when_rescaled(tmp_path):
+    # The cpu profile trains at half the side and records pixel stds scaled by 0.5, under its own name.
+    spec = T.table_rows("I")[2].runs[0]  # translation 10 px, elastic 10 px
+    scaled = dict(shift_std=0.0, scale_std=0.0, translate_std=5.0, flip=False, elastic_std=5.0)
+    write_run(tmp_path, spec, run_name="16-0-aug_sh0_sc0_tr5_el5_flip0", aug_params=scaled, resolution=[128, 128],
+              val={"dice_mean": 0.5})
+    t1 = T.build_table("I", tmp_path, "cpu", "synthetic").set_index("row_id")
+    assert t1.loc["sh0_sc0_tr10_el10", "status"] == "ok"
+    assert t1.loc["sh0_sc0_tr0_el10", "status"] == "missing"  # same elastic, no translation: not this run
+
+
+# ----------------------------------------------------------------------------- the sweep runner
+
+FAKE_GAN = '''import json, sys
+from pathlib import Path
+a = sys.argv
+out = Path(a[a.index("--out") + 1]); out.mkdir(parents=True, exist_ok=True)
+print("fake gan", " ".join(a[1:]))
+(out / "done.json").write_text("{}")
+'''
+FAKE_UNET = '''import json, sys
+from pathlib import Path
+a = sys.argv
+mix = a[a.index("--mix") + 1]; r, g = map(int, mix.split("-"))
+fold = int(a[a.index("--fold") + 1]) if "--fold" in a else 1
+task = "scr_lung" if "scr" in Path(a[0]).name else "cityscapes"
+fdir = Path(a[a.index("--runs-dir") + 1]) / task / a[a.index("--profile") + 1] / "synthetic" / f"fold{fold}"
+if g and not (fdir / "gan" / "done.json").exists():
+    print("GAN of this fold not trained"); sys.exit(4)
+if (Path(a[0]).parent / "FAIL_0-8").exists() and mix == "0-8":
+    print("simulated failure"); sys.exit(3)
+aug = "--aug" in a
+name = f"{mix}-{'Aug' if aug else 'NoAug'}"
+run = fdir / name; run.mkdir(parents=True)
+params = {"shift_std": 0, "scale_std": 0, "translate_std": 0, "elastic_std": 0, "flip": aug}
+(run / "summary.json").write_text(json.dumps({"task": task, "fold": fold, "run_name": name, "n_real": r,
+    "n_generated": g, "augment": aug, "aug_params": params if aug else None, "profile": "smoke",
+    "dataset": "synthetic", "test": {"n": 5, "miou8": 0.25}, "val": {"miou8": 0.3}}))
+print("fake unet", name)
+'''
+
+
+def test_sweep_trains_gans_first_reports_failures_and_writes_tables(tmp_path, monkeypatch, capsys):
+    cli = load_cli("tables")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "train_gan.py").write_text(FAKE_GAN)
+    (fake / "cityscapes.py").write_text(FAKE_UNET)
+    (fake / "FAIL_0-8").write_text("")
+    monkeypatch.setattr(cli, "SCRIPTS", {"gan": fake / "train_gan.py", "cityscapes": fake / "cityscapes.py",
+                                         "scr_lung": fake / "scr_lung.py"})
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    argv = ["--table", "IV", "--profile", "smoke", "--runs-dir", str(runs), "--results-dir", str(results), "--jobs", "2"]
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "exit 3" in err and "0-8" in err and "0-8-NoAug.log" in err
+    fold = runs / "cityscapes" / "smoke" / "synthetic" / "fold1"
+    assert "simulated failure" in (fold / "0-8-NoAug.log").read_text()
+    assert "fake gan" in (fold / "gan.log").read_text()
+    table = pd.read_csv(results / "table_IV.csv").set_index("row_id")
+    assert table["status"].to_dict() == {"8-0-Aug": "ok", "8-0-NoAug": "ok", "4-4-Aug": "ok", "4-4-NoAug": "ok",
+                                         "0-8-Aug": "missing", "0-8-NoAug": "missing"}
+    # Second call: finished runs are not started again; the failing ones are retried.
+    assert cli.main(argv) == 1
+    out, _ = capsys.readouterr()
+    assert "already finished: cityscapes fold 1 GAN" in out and "already finished: cityscapes fold 1 4-4-Aug" in out
+
+
+def test_print_commands_gan_stage_first(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "experiments" / "tables.py"), "--table", "all", "--profile",
+                          "cpu", "--print-commands", "--runs-dir", str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    stage2 = out.index(next(line for line in out if line.startswith("# stage 2")))
+    gans, unets = out[1:stage2], out[stage2 + 1:]
+    assert out[0].startswith("# stage 1") and len(gans) == 4 and all("train_gan.py" in g for g in gans)
+    assert len(unets) == 34 and all(u.startswith("python ") and "train_gan" not in u for u in unets)
+    assert sum("--fold 2 --mix 8-8 --aug" in u for u in unets) == 1
+    assert all("--fold" not in u for u in unets if "cityscapes.py" in u)
+
+
+def test_cli_rejects_bad_arguments(tmp_path):
+    cli = load_cli("tables")
+    with pytest.raises(SystemExit, match="--folds"):
+        cli.parse_args(["--table", "II", "--folds", "1,5"])
+    with pytest.raises(SystemExit, match="--data-dir-scr"):
+        cli.parse_args(["--table", "I", "--data-dir-scr", str(tmp_path / "absent")])
+    with pytest.raises(SystemExit, match="--jobs"):
+        cli.parse_args(["--table", "I", "--jobs", "0"])
+
+
+# ----------------------------------------------------------------------------- the real smoke sweep
+
+@pytest.mark.slow
+def test_smoke_sweep_writes_all_four_tables(smoke_sweep):
+    results = smoke_sweep["results"]
+    expect_ok = {"I": {"sh0.05_sc0.05_tr10_el10"}, "II": {"8-8-NoAug", "16-0-Aug"},
+                 "III": {"sh0_sc0_tr0_flip1"}, "IV": {"4-4-NoAug", "8-0-Aug"}}
+    for t, ok in expect_ok.items():
+        table = pd.read_csv(results / f"table_{t}.csv")
+        assert set(table.loc[table["status"] == "ok", "row_id"]) == ok, t
+        done = table[table["status"] == "ok"]
+        assert (done["profile"] == "smoke").all() and (done["dataset"] == "synthetic").all()
+        assert done["unet_iterations"].notna().all() and done["git_commit"].notna().all()
+        for run_dir in done["run_dir"]:
+            for d in str(run_dir).split(";"):
+                assert (T.resolve_run_dir(d) / "summary.json").exists()
+    t2 = pd.read_csv(results / "table_II.csv").set_index("row_id")
+    assert 0.0 <= t2.loc["8-8-NoAug", "dice_mean"] <= 1.0 and t2.loc["8-8-NoAug", "gan_iterations"] > 0
+    fold1 = smoke_sweep["runs"] / "scr_lung" / "smoke" / "synthetic" / "fold1"
+    assert (fold1 / "gan.log").exists() and (fold1 / "8-8-NoAug.log").exists()
