@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""Train the pair WGAN-GP of one fold (thesis §4.2; paper §III).
+
+``python experiments/train_gan.py --task scr_lung --fold 1 [--profile paper|cpu|smoke] [--data-dir DIR]``
+
+The run directory (default ``runs/<task>/<profile>/<dataset>/fold<k>/gan``) is what the U-Net
+experiments sample from; an interrupted run continues where it stopped, a finished one is reused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_seg_aug import config as C  # noqa: E402
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", required=True, choices=C.TASKS)
+    p.add_argument("--fold", type=positive_int, default=1, help="fold number, from 1 (SCR: 1-3, Cityscapes: 1)")
+    p.add_argument("--profile", choices=C.PROFILES, default=None,
+                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
+    p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
+    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
+    p.add_argument("--out", default=None, help="run directory (default runs/<task>/<profile>/<dataset>/fold<k>/gan)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the last checkpoint / reuse a finished run (default); "
+                        "--no-resume starts this run over")
+    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=None,
+                   help="critic normalisation (default batch: Tables 4.1/4.3; layer: WGAN-GP reference code)")
+    p.add_argument("--iterations", type=positive_int, default=None, help="GAN iterations (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from gan_seg_aug.data.loaders import load_task, task_split
+    from gan_seg_aug.data.splits import fold_of
+    from gan_seg_aug.experiment import REPO_ROOT, choose_profile, fold_dir
+    from gan_seg_aug.gan_training import train_gan
+
+    profile = choose_profile(args.profile)
+    data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial,
+                     max_cases=C.get_profile(profile).max_cases)
+    split, split_path = task_split(data)
+    fold = fold_of(split, args.fold)
+    overrides = {k: v for k, v in (("critic_norm", args.critic_norm), ("iterations", args.iterations)) if v}
+    cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision, **overrides)
+    out = Path(args.out) if args.out else \
+        fold_dir(REPO_ROOT / "runs", args.task, profile, data.source, args.fold) / "gan"
+    print(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
+    train_gan(cfg, data, fold["train"], out, resume=args.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError) as e:  # bad data / flags / mismatched run dir: one clear line
+        sys.exit(f"error: {e}")
