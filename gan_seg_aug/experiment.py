@@ -62,6 +62,9 @@ def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
     p.add_argument("--gan-checkpoint", default=None,
                    help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
+    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default="batch",
+                   help="GAN critic normalisation: batch (thesis Tables 4.1/4.3; default), layer (the authors' "
+                        "released code and the WGAN-GP reference), none")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
@@ -124,6 +127,8 @@ def run(task: str, args, log=print) -> dict:
     fold_no = getattr(args, "fold", 1)
     cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision)
     name = run_name(cfg, aug, task)  # named from the paper-resolution setting, before rescaling
+    if n_gen > 0 and getattr(args, "critic_norm", "batch") != "batch":
+        name += f"_critic-{args.critic_norm}"
     if aug is not None:
         aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
 
@@ -172,8 +177,11 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, log):
             raise SystemExit(f"error: --gan-checkpoint {gan_dir}: not a finished GAN run (no done.json); "
                              f"train it with experiments/train_gan.py or omit the flag")
     else:
-        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision)
-        gan_dir = train_gan(gcfg, data, fold["train"], fdir / "gan", resume=True, log=log)
+        norm = getattr(args, "critic_norm", "batch")
+        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm)
+        # one GAN per fold and critic variant; the thesis default keeps the plain name other tools expect
+        gan_dir = train_gan(gcfg, data, fold["train"], fdir / ("gan" if norm == "batch" else f"gan_critic-{norm}"),
+                            resume=True, log=log)
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
     if (gh, gw) != (cfg.height, cfg.width):
@@ -213,6 +221,7 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
         "aug_params": dataclasses.asdict(aug) if aug is not None else None,
         **provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed),
         "gan_iterations": gan_iterations, "gan_dir": gan_dir,
+        "gan_critic_norm": read_json(Path(gan_dir) / "config.json").get("critic_norm") if gan_dir else None,
         "unet_iterations": train_summary.get("iterations"), "best_iteration": train_summary.get("best_iteration"),
         "stopped_by": train_summary.get("stopped_by"),
         "resolution": [cfg.height, cfg.width], "unet_width_div": cfg.unet_width_div,

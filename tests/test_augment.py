@@ -221,10 +221,3 @@ def test_int32_masks_and_extra_keys_pass_through():
     s = {**s, "mask": s["mask"].astype(np.int32), "case_id": tf.constant("JPCLN001")}
     out = A.augment(s, AugParams(elastic_std=2.0, translate_std=2.0), 0)
     assert out["mask"].dtype == tf.int32 and out["case_id"].numpy() == b"JPCLN001"
-
-
-def test_docstring_examples():
-    import doctest
-
-    result = doctest.testmod(A)
-    assert result.attempted > 0 and result.failed == 0

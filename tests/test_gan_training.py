@@ -215,12 +215,3 @@ def test_sample_grid_puts_image_and_mask_side_by_side():
     np.testing.assert_array_equal(grid[0, 8], [128, 128, 128])  # a 2 px grey gap, then the mask
     np.testing.assert_array_equal(grid[0, 8 + 2], [255, 255, 255])
     assert (grid[-1, -1] == 32).all()  # unused grid cells stay background
-
-
-def test_doctests():
-    import doctest
-
-    from gan_seg_aug import gan_training
-
-    result = doctest.testmod(gan_training)
-    assert result.attempted >= 3 and result.failed == 0
