@@ -14,7 +14,7 @@ through.  Each op is a small function with its own parameters and an explicit st
 mask together (one draw); intensity ops touch the image only, so the label set of a mask is never
 changed by interpolation: the mask is only ever copied, gathered or nearest-neighbour resampled.
 
-Choices where the thesis is silent (docs/decisions/augment.md): borders replicate the edge pixel
+Choices where the thesis is silent (docs/decisions.md §6): borders replicate the edge pixel
 (§2.7.5 "nearest neighbor" mode) for image and mask; translations are rounded to whole pixels (an
 exact shift, no second interpolation after the elastic one); intensity ops are applied shift then
 scale and are not clipped.
@@ -81,7 +81,7 @@ class AugParams:
 
 
 # Paper bold rows.  Table I (SCR): shift 0.05, scale 0.05, translation 10 px, elastic 10 px; thesis
-# Table 5.1 prints 0.50 for shift/scale, contradicted by the paper (docs/decisions/augment.md).
+# Table 5.1 prints 0.50 for shift/scale, contradicted by the paper (docs/decisions.md §6).
 # SCR has no flip: the left lung would become a right lung.  Table III (Cityscapes): flip only.
 AUG_PRESETS: dict[str, AugParams] = {
     "scr_lung": AugParams(shift_std=0.05, scale_std=0.05, translate_std=10.0, flip=False, elastic_std=10.0),

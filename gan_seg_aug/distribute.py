@@ -23,7 +23,7 @@ result for the same *global* minibatch (up to float summation order):
   ones too, second-order terms included.  (Synchronised BN computes var = E[x^2] - mu^2; Keras'
   default BN uses ``tf.nn.moments``, whose ``stop_gradient(mean)`` leaves first-order gradients
   unchanged but drops a second-order term of the penalty's weight gradient -- a few % on a tiny
-  critic.  docs/decisions/speed.md.)
+  critic.  docs/decisions.md §9.)
 
 Models and optimisers must be built under ``strategy.scope()`` (and ``optimizer.build(vars)``
 called there).  ``MultiWorkerMirroredStrategy`` reads ``TF_CONFIG`` and must be created before

@@ -10,7 +10,7 @@ validation loss minimum is found, we train for at least 3000 more iterations."
 So training stops at iteration ``max(min_iterations, best_iteration + patience)``, never earlier.
 This object only decides; it holds no weights (the trainer keeps the parameters of the minimum).
 
-Choices the thesis leaves open (docs/decisions/train_eval.md, "Early stopping"):
+Choices the thesis leaves open (docs/decisions.md §7, "Early stopping"):
 
 * a *new* minimum needs a strictly lower loss: a tie keeps the earlier minimum, so a flat
   validation curve cannot extend training forever;

@@ -23,7 +23,7 @@ What "SimpleITK semantics" means here (checked against ``sitk.Resample`` in test
 * The transform maps *output* points to *input* points and resampling pulls:
   ``out(p) = in(p + d(p))``.
 
-Border handling (docs/decisions/augment.md): points that land outside the image take the
+Border handling (docs/decisions.md §6): points that land outside the image take the
 nearest edge pixel (thesis §2.7.5's "nearest neighbor" boundary mode) for the image *and* the mask;
 ``cv2.BORDER_REPLICATE`` in the fast path, replicate-padding before ``sitk.Resample`` in the
 reference.  The image is interpolated linearly, the mask by nearest neighbour (labels stay labels).

@@ -6,7 +6,7 @@ largest-connected-component post-processing [...].  Afterwards, we compute the D
 the Hausdorff distance (for the SCR Lung Database), and the mean Intersection-over-Union (mIoU)
 (for the Cityscapes dataset)".  Definitions: thesis §4.3.1 (Dice, Eq. 4.1), §4.3.2 (IoU, Eq. 4.2),
 §4.3.3 (Hausdorff, Eqs. 4.3-4.4).  Choices the thesis leaves open are argued in
-docs/decisions/train_eval.md ("Evaluation").
+docs/decisions.md §7 ("Evaluation").
 """
 from __future__ import annotations
 
@@ -192,7 +192,7 @@ def miou_report(conf, class_names=CITYSCAPES_CATEGORIES, *, void: str = "void",
     """mIoU variants for the Cityscapes categories from a test-set confusion matrix.
 
     * ``miou8``: mean IoU over the network's 8 classes, void included as an ordinary class; the
-      number we compare with paper Table IV / thesis Table 5.4 (docs/decisions/train_eval.md);
+      number we compare with paper Table IV / thesis Table 5.4 (docs/decisions.md §7);
     * ``miou7``: the official category mIoU (cityscapesScripts): void pixels ignored, 7 categories;
     * ``*_no_human_object``: the same without 'human' and 'object' (Table IV, second column).
 
@@ -259,7 +259,7 @@ def evaluate_scr(model, data, case_ids, *, batch_size: int = 8):
 
 def summarise_scr(df) -> dict:
     """Mean and sample standard deviation (ddof=1) of each SCR metric over the cases of ``df``
-    (paper Table II reports mean and "stddev" without saying which; docs/decisions/train_eval.md).
+    (paper Table II reports mean and "stddev" without saying which; docs/decisions.md §7).
     ``n_infinite`` counts cases whose distances are infinite (an empty prediction); they make the
     distance means infinite on purpose.
     """

@@ -69,7 +69,7 @@ class WGANGP(keras.Model):
 
     Both networks run in training mode, as in the reference code (its batch norm always uses batch
     statistics).  Real, fake and interpolated minibatches go through the critic in three separate
-    calls, each normalised with its own batch statistics (see docs/decisions/gan.md).
+    calls, each normalised with its own batch statistics (see docs/decisions.md §3).
     """
 
     def __init__(self, generator, critic, *, latent_dim: int = 128, gp_lambda: float = 10.0,

@@ -5,7 +5,7 @@
 One row per layer: name, type, kernel, stride, output shape as H x W x C and as the thesis writes
 it (W x H x C; the same for the square SCR images), parameter count; then the totals.  With
 ``--profile paper`` the rows are the tables (the thesis' "Padding 1/2" column is not printed: all
-convs use "same" padding, see docs/decisions/models.md).  Only builds the networks (no forward
+convs use "same" padding, see docs/decisions.md §2).  Only builds the networks (no forward
 pass), so even the 74M-parameter SCR generator prints in seconds.
 """
 from __future__ import annotations

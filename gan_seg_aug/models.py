@@ -5,7 +5,7 @@ GAN) and 4.4 (Cityscapes U-Net), and paper §IV: "All network weights were initi
 *He* initializer. We use ReLU activations in all layers, except for the final generator layers,
 which use tanh activations. In contrast to our GANs, we do not use Batch Normalization in our
 segmentation networks."  Choices where the tables are ambiguous are argued in
-``docs/decisions/models.md``; the short version:
+docs/decisions.md §2; the short version:
 
 * every conv / dense kernel: He normal, ``w ~ sqrt(2 / n_in) N(0, 1)`` (thesis eq. 2.30, not
   truncated); for a transposed conv ``n_in`` is the number of inputs of one output pixel,

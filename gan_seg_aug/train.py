@@ -7,7 +7,7 @@ Read top to bottom: the loss, the update step, the validation loss, then :func:`
   averaging all cross-entropies for every pixel" (Eq. 2.42).  §4.2.1 says "As described in
   Section 2.6.3, we use the sigmoid cross-entropy loss"; the section it cites is the softmax one,
   and with two classes the two coincide (softmax CE over logits (a, b) is sigmoid CE on b - a),
-  so softmax it is (docs/decisions/train_eval.md).
+  so softmax it is (docs/decisions.md §7).
 * Optimiser -- Tables 4.2 / 4.4: Adam(eta = 0.0001, beta1 = 0.5, beta2 = 0.9).
 * Minibatch -- paper Tables II / IV: ``n_real`` real pairs then ``n_generated`` pairs sampled on the
   fly from the fold's generator (:func:`gan_seg_aug.pipeline.make_train_dataset`).

@@ -1,7 +1,7 @@
 """--precision mixed_bfloat16: what stays float32, and ONE step in bfloat16 tracks float32.
 
 Stated tolerances (tiny models, one fixed batch, same initial weights; trainable variables only;
-measured values in docs/decisions/speed.md):
+measured values in docs/decisions.md §9):
 
 * loss / critic metrics before the update: relative difference <= 2 % (measured <= 0.8 %);
 * plain-SGD update (the update IS -lr x gradient, so this checks the bfloat16 gradient):

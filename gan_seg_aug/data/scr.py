@@ -12,12 +12,12 @@ Inputs, found by case ID (JPCLN001-154, JPCNN001-093) anywhere under the data di
   values, no header) or PNG conversions ``<ID>.IMG.png`` / ``<ID>.png`` (8-bit palette PNGs
   get their palette applied).  In the raw files a *higher* value is *darker* (film optical
   density), so raw values are inverted; every format then shows the usual radiograph look:
-  bones and heart bright, lungs dark (docs/decisions/data.md, "JSRT intensity direction").
+  bones and heart bright, lungs dark (docs/decisions.md §5, "JSRT intensity direction").
 * masks: SCR ``<ID>.gif`` (1024x1024, 0.35 mm, values {0,255}) inside a folder named
   ``left lung`` (SCR's own ``fold1/masks/left lung/``) or ``left_lung``.  Other structures
   (heart, clavicles, right lung) are ignored.  "Left" is the patient's left: the image's right.
 
-Preprocessing (docs/decisions/data.md): images area-averaged 2048 -> 256, then each image's
+Preprocessing (docs/decisions.md §5): images area-averaged 2048 -> 256, then each image's
 min..max mapped to [-1, 1]; labels are the 1024² mask area-averaged to 256² and thresholded at
 0.5 (majority of the 4x4 block).  Native ground truth stays the 1024² GIF, read on demand.
 """
