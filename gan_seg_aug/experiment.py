@@ -120,6 +120,9 @@ def run(task: str, args, log=print) -> dict:
     from .data.loaders import load_task, task_split
     from .data.splits import fold_of
 
+    from .artifacts import git_commit
+
+    commit_at_start = git_commit()  # the code that trained; the summary is written much later
     profile = choose_profile(args.profile, log)
     prof = C.get_profile(profile)
     n_real, n_gen = C.parse_mix(args.mix, task)
@@ -158,6 +161,9 @@ def run(task: str, args, log=print) -> dict:
     train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, log=log)
     summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
                                       gan_iterations, gan_dir, log)
+    if summary["git_commit"] != commit_at_start:
+        summary["git_commit_at_finish"] = summary["git_commit"]
+        summary["git_commit"] = commit_at_start
     summary["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
     summary["allow_partial"] = bool(args.allow_partial)
     summary["split_file"] = split_path.name
