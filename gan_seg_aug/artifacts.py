@@ -104,19 +104,27 @@ def git_commit() -> str:
 
 def provenance(**extra) -> dict:
     """What every output records: commit, date, machine, library versions, plus ``extra``
-    (callers pass ``profile=``, ``dataset=``, ``seed=``, ``iterations=``)."""
+    (callers pass ``profile=``, ``dataset=``, ``seed=``, ``iterations=``).
+
+    Library versions are reported for the libraries the process has already loaded; nothing is
+    imported here, so data-only commands do not pay seconds for a TensorFlow import.
+    """
+    import sys
+
     info = {
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": platform.python_version(),
     }
-    try:
-        import tensorflow as tf
-
-        info["tensorflow"] = tf.__version__
-        info["devices"] = [d.device_type for d in tf.config.list_physical_devices()]
-    except Exception:  # provenance must never be the reason a run fails
-        pass
+    for module, key in (("numpy", "numpy"), ("cv2", "opencv"), ("PIL", "pillow"), ("tensorflow", "tensorflow")):
+        if module in sys.modules:
+            info[key] = getattr(sys.modules[module], "__version__", "unknown")
+    tf = sys.modules.get("tensorflow")
+    if tf is not None:
+        try:
+            info["devices"] = [d.device_type for d in tf.config.list_physical_devices()]
+        except Exception:  # provenance must never be the reason a run fails
+            pass
     info.update(extra)
     return info

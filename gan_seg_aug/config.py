@@ -245,7 +245,8 @@ def parse_mix(mix: str, task: str | None = None) -> tuple[int, int]:
 
 def unet_config(task: str, profile: str = "paper", mix: str | None = None, augment: bool = False,
                 **overrides) -> UNetConfig:
-    spec, prof = task_spec(task), get_profile(profile)
+    task_spec(task)  # a clear error for an unknown task before it is used as a key below
+    prof = get_profile(profile)
     s = prof.scale[task]
     r, g = parse_mix(mix or VALID_MIXES[task][1])
     base = dict(

@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from .describe import contact_sheet, format_text, light_provenance, summarise, write_png
+    from ..artifacts import provenance
+    from .describe import contact_sheet, format_text, summarise, write_png
 
     def log(msg):
         print(msg, file=sys.stderr if args.json else sys.stdout)
@@ -45,11 +46,11 @@ def main(argv=None) -> int:
         return 2
     summary = summarise(data, split, split_path)
     if args.out:
-        meta = light_provenance(command="describe", task=args.task, dataset=data.source, n_cases=len(data),
+        meta = provenance(command="describe", task=args.task, dataset=data.source, n_cases=len(data),
                           data_dir=args.data_dir)
         summary["contact_sheet"] = str(write_png(args.out, contact_sheet(data), meta))
     if args.json:
-        summary["provenance"] = light_provenance(command="describe", dataset=data.source)
+        summary["provenance"] = provenance(command="describe", dataset=data.source)
         print(json.dumps(summary, default=str))
     else:
         print(format_text(summary))

@@ -13,7 +13,7 @@ import json
 import cv2
 import numpy as np
 
-from ..artifacts import atomic_write_bytes, git_commit
+from ..artifacts import atomic_write_bytes
 from ..config import task_spec
 from .base import TaskData
 
@@ -21,21 +21,6 @@ from .base import TaskData
 CATEGORY_RGB = ((0, 0, 0), (128, 64, 128), (70, 70, 70), (220, 220, 0), (107, 142, 35), (70, 130, 180),
                 (220, 20, 60), (0, 0, 142))
 LUNG_RGB = (255, 40, 40)
-
-
-def light_provenance(**extra) -> dict:
-    """``artifacts.provenance`` without importing TensorFlow (describing data needs none of it,
-    and importing it costs seconds): commit, date, machine, the libraries that made the arrays."""
-    import datetime as _dt
-    import platform
-
-    import PIL
-
-    info = {"git_commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(), "python": platform.python_version(), "numpy": np.__version__,
-            "opencv": cv2.__version__, "pillow": PIL.__version__}
-    info.update(extra)
-    return info
 
 
 def _stats(x: np.ndarray) -> dict:
