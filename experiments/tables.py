@@ -1,7 +1,7 @@
 """`python experiments/tables.py --table I|II|III|IV|all [--profile P] ...`: the paper's tables from runs.
 
 Every row is one (or, for Table II, three) independent run(s) of ``experiments/scr_lung.py`` /
-``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/tables.py``.  The
+``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/run_catalogue.py``.  The
 sweep has two stages: first one GAN per fold (``experiments/train_gan.py``, idempotent), then the
 U-Nets -- so runs of one fold never train the fold's GAN twice at once.  ``--jobs N`` runs N
 processes at a time; a U-Net that needs a GAN starts as soon as that GAN is finished.  Each run
@@ -28,7 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a plain checkout too
 
+from gan_seg_aug import run_catalogue as R  # noqa: E402
 from gan_seg_aug import tables as T  # noqa: E402
+from gan_seg_aug.experiment import fold_dir  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
@@ -59,7 +61,7 @@ def _csv_list(text: str, what: str, cast=str) -> list:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="experiments/tables.py", description=__doc__.splitlines()[0])
-    p.add_argument("--table", required=True, choices=T.TABLES + ("all",))
+    p.add_argument("--table", required=True, choices=R.TABLES + ("all",))
     p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default=None,
                    help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
     p.add_argument("--data-dir-scr", default=None, help="JSRT/SCR root (omitted: embedded synthetic data)")
@@ -76,9 +78,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.jobs < 1:
         raise SystemExit(f"error: --jobs {args.jobs}: expected a whole number >= 1")
-    args.tables = list(T.TABLES) if args.table == "all" else [args.table]
+    args.tables = list(R.TABLES) if args.table == "all" else [args.table]
     args.folds = tuple(_csv_list(args.folds, "--folds", int))
-    if any(f not in T.SCR_FOLDS for f in args.folds):
+    if any(f not in R.SCR_FOLDS for f in args.folds):
         raise SystemExit(f"error: --folds {args.folds}: expected folds among 1,2,3")
     args.only = _csv_list(args.only, "--only") if args.only else None
     for flag in ("data_dir_scr", "data_dir_cityscapes"):
@@ -103,15 +105,15 @@ def _data_flags(task, args) -> list:
 
 
 def gan_job(task: str, fold: int, args) -> Job:
-    fdir = T.fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold)
+    fdir = fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold)
     argv = [sys.executable, str(SCRIPTS["gan"]), "--task", task, "--fold", str(fold), "--profile", args.profile,
             *_data_flags(task, args), "--out", str(fdir / "gan")]
     return Job(f"{task} fold {fold} GAN", argv, fdir / "gan.log", (fdir / "gan" / "done.json").exists(),
                gan=(task, fold), is_gan=True)
 
 
-def unet_job(spec: T.RunSpec, args, finished) -> Job:
-    fdir = T.fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold)
+def unet_job(spec: R.RunSpec, args, finished) -> Job:
+    fdir = fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold)
     fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []  # cityscapes has one fold, no flag
     argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *spec.aug_flags(),
             "--profile", args.profile, *_data_flags(spec.task, args), "--runs-dir", str(args.runs_dir)]
@@ -122,10 +124,10 @@ def unet_job(spec: T.RunSpec, args, finished) -> Job:
 
 def plan(args) -> tuple[list, list]:
     """(GAN jobs, U-Net jobs) of the requested tables, shared runs once."""
-    specs = [s for t in args.tables for r in T.select_rows(T.table_rows(t, args.folds), args.only) for s in r.runs]
+    specs = [s for t in args.tables for r in R.select_rows(R.table_rows(t, args.folds), args.only) for s in r.runs]
     specs = list(dict.fromkeys(specs))
     if args.only:
-        known = {s.run_name for s in specs} | {r.row_id for t in args.tables for r in T.table_rows(t, args.folds)}
+        known = {s.run_name for s in specs} | {r.row_id for t in args.tables for r in R.table_rows(t, args.folds)}
         unknown = [x for x in args.only if x not in known]
         if unknown:
             raise SystemExit(f"error: --only {','.join(unknown)}: no such row or run in Table(s) "
@@ -220,7 +222,7 @@ def execute(gans: list, unets: list, n_jobs: int, log=print) -> list[Job]:
 def write_tables(args, log=print) -> list[Path]:
     out = []
     for t in args.tables:
-        task = T.TABLE_TASK[t]
+        task = R.TABLE_TASK[t]
         frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), folds=args.folds)
         path = atomic_write_csv(Path(args.results_dir) / f"table_{t}.csv", frame)
         counts = frame["status"].value_counts().to_dict()

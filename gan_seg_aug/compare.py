@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .tables import REPO_ROOT, TABLES
+from .run_catalogue import TABLES
+from .tables import REPO_ROOT
 
 PAPER_DIR = REPO_ROOT / "results" / "paper"
 DICE_TOL, MIOU_TOL = 0.005, 0.02

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gan_seg_aug import evaluate as E
+from gan_seg_aug import metrics as M
 from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.predict import predict_probabilities, upsample_labels, upsample_probabilities
@@ -23,16 +24,16 @@ def test_dice_of_a_disc_and_its_shifted_copy_matches_the_lens_area():
     r, d = 120.0, 50.0
     a, b = disc((400, 400), 200, 170, r), disc((400, 400), 200, 170 + d, r)
     lens = 2 * r * r * math.acos(d / (2 * r)) - d / 2 * math.sqrt(4 * r * r - d * d)
-    assert E.dice(a, b) == pytest.approx(lens / (math.pi * r * r), abs=2e-3)
+    assert M.dice(a, b) == pytest.approx(lens / (math.pi * r * r), abs=2e-3)
 
 
 def test_dice_empty_cases():
     z, one = np.zeros((5, 5), bool), np.eye(5, dtype=bool)
-    assert E.dice(z, z) == 1.0
-    assert E.dice(z, one) == 0.0 and E.dice(one, z) == 0.0
-    assert E.dice(one, one) == 1.0
+    assert M.dice(z, z) == 1.0
+    assert M.dice(z, one) == 0.0 and M.dice(one, z) == 0.0
+    assert M.dice(one, one) == 1.0
     with pytest.raises(ValueError, match="same shape"):
-        E.dice(np.zeros((4, 4)), np.zeros((4, 5)))
+        M.dice(np.zeros((4, 4)), np.zeros((4, 5)))
 
 
 # ----------------------------------------------------------------------------- distances
@@ -44,29 +45,29 @@ def test_hausdorff_of_a_translated_shape_is_the_physical_shift(shift):
     a = disc((200, 240), 100, 110, 50)
     b = np.roll(a, shift, axis=(0, 1))
     expected = math.hypot(shift[0] * spacing[0], shift[1] * spacing[1])
-    assert E.hausdorff_mm(a, b, spacing) == pytest.approx(expected, rel=1e-12)
-    assert E.hausdorff_mm(b, a, spacing) == pytest.approx(expected, rel=1e-12)
-    assert E.hd95_mm(a, b, spacing) <= E.hausdorff_mm(a, b, spacing)
-    assert 0 < E.assd_mm(a, b, spacing) < expected
+    assert M.hausdorff_mm(a, b, spacing) == pytest.approx(expected, rel=1e-12)
+    assert M.hausdorff_mm(b, a, spacing) == pytest.approx(expected, rel=1e-12)
+    assert M.hd95_mm(a, b, spacing) <= M.hausdorff_mm(a, b, spacing)
+    assert 0 < M.assd_mm(a, b, spacing) < expected
 
 
 def test_identical_masks_have_zero_distances():
     a = disc((64, 64), 30, 30, 20)
-    assert E.surface_metrics(a, a, (0.35, 0.35)) == {"hausdorff": 0.0, "hd95": 0.0, "assd": 0.0}
+    assert M.surface_metrics(a, a, (0.35, 0.35)) == {"hausdorff": 0.0, "hd95": 0.0, "assd": 0.0}
 
 
 def test_empty_masks_give_zero_or_infinite_distances():
     z, a = np.zeros((32, 32), bool), disc((32, 32), 16, 16, 5)
-    assert E.surface_metrics(z, z, (1, 1)) == {"hausdorff": 0.0, "hd95": 0.0, "assd": 0.0}
+    assert M.surface_metrics(z, z, (1, 1)) == {"hausdorff": 0.0, "hd95": 0.0, "assd": 0.0}
     for pair in ((z, a), (a, z)):
-        assert all(math.isinf(v) for v in E.surface_metrics(*pair, (1, 1)).values())
+        assert all(math.isinf(v) for v in M.surface_metrics(*pair, (1, 1)).values())
 
 
 def test_bad_spacing_is_reported():
     a = disc((32, 32), 16, 16, 5)
     for bad in [(0, 1), (1,), (1, float("nan"))]:
         with pytest.raises(ValueError, match="spacing"):
-            E.hausdorff_mm(a, a, bad)
+            M.hausdorff_mm(a, a, bad)
 
 
 def _sitk_hausdorff(a, b, spacing):
@@ -89,7 +90,7 @@ def test_boundary_hausdorff_equals_simpleitk_on_solid_masks(name):
         "two_blobs": (disc(s, 100, 110, 50) | disc(s, 60, 160, 20), disc(s, 98, 112, 52) | disc(s, 150, 60, 15)),
     }[name]
     spacing = (0.5, 0.7)
-    assert E.hausdorff_mm(a, b, spacing) == pytest.approx(_sitk_hausdorff(a, b, spacing), rel=1e-9)
+    assert M.hausdorff_mm(a, b, spacing) == pytest.approx(_sitk_hausdorff(a, b, spacing), rel=1e-9)
 
 
 def test_boundary_and_set_hausdorff_differ_for_a_deep_slit():
@@ -99,7 +100,7 @@ def test_boundary_and_set_hausdorff_differ_for_a_deep_slit():
     a[10:50, 10:50] = True
     b = a.copy()
     b[10:40, 29] = False  # slit from the top edge to near the centre
-    ours, theirs = E.hausdorff_mm(a, b, (1, 1)), _sitk_hausdorff(a, b, (1, 1))
+    ours, theirs = M.hausdorff_mm(a, b, (1, 1)), _sitk_hausdorff(a, b, (1, 1))
     assert theirs == pytest.approx(1.0)  # every pixel of a is within 1 px of b
     assert ours > 9  # the slit's bottom is ~10 px from a's boundary
 
@@ -107,14 +108,14 @@ def test_boundary_and_set_hausdorff_differ_for_a_deep_slit():
 # ----------------------------------------------------------------------------- post-processing
 def test_largest_component_keeps_the_biggest_blob_and_uses_8_connectivity():
     m = disc((40, 40), 12, 12, 8) | disc((40, 40), 32, 32, 4)
-    assert np.array_equal(E.largest_component(m), disc((40, 40), 12, 12, 8))
+    assert np.array_equal(M.largest_component(m), disc((40, 40), 12, 12, 8))
     diag = np.zeros((6, 6), bool)
     diag[0:2, 0:2] = diag[2:4, 2:4] = True  # touching only at a corner: one 8-connected object
     diag[5, 5] = True
     expected = diag.copy()
     expected[5, 5] = False
-    assert np.array_equal(E.largest_component(diag), expected)
-    assert not E.largest_component(np.zeros((4, 4))).any()
+    assert np.array_equal(M.largest_component(diag), expected)
+    assert not M.largest_component(np.zeros((4, 4))).any()
 
 
 # ----------------------------------------------------------------------------- upsampling
@@ -130,7 +131,7 @@ def test_bicubic_upsampling_keeps_a_downsampled_disc_in_place(native, small):
     cy, cx = (np.argwhere(gt).mean(0))
     by, bx = (np.argwhere(back).mean(0))
     assert abs(by - cy) < 0.1 and abs(bx - cx) < 0.1
-    assert E.dice(back, gt) > 0.99
+    assert M.dice(back, gt) > 0.99
 
 
 def test_upsample_probabilities_handles_one_and_many_channels():
@@ -149,14 +150,14 @@ def test_iou_from_the_confusion_matrix_matches_a_direct_count():
     rng = np.random.default_rng(1)
     gt, pred = rng.integers(0, 8, (2, 30, 40))
     pred[pred == 5] = 4  # class 5 never predicted
-    conf = E.confusion_matrix(pred, gt, 8)
+    conf = M.confusion_matrix(pred, gt, 8)
     assert conf.sum() == gt.size
-    for c, iou in enumerate(E.iou_per_class(conf)):
+    for c, iou in enumerate(M.iou_per_class(conf)):
         inter, union = np.sum((pred == c) & (gt == c)), np.sum((pred == c) | (gt == c))
         assert iou == pytest.approx(inter / union)
-    assert np.isnan(E.iou_per_class(np.diag([3, 0]))[1])  # absent everywhere -> NaN, not 0
+    assert np.isnan(M.iou_per_class(np.diag([3, 0]))[1])  # absent everywhere -> NaN, not 0
     with pytest.raises(ValueError, match="0..7"):
-        E.confusion_matrix(np.array([8]), np.array([0]), 8)
+        M.confusion_matrix(np.array([8]), np.array([0]), 8)
 
 
 def test_miou_report_variants():
@@ -164,7 +165,7 @@ def test_miou_report_variants():
     conf = np.diag([10] * 8).astype(np.int64)
     conf[names.index("flat"), names.index("void")] = 10  # flat predicted as void: an FN for flat in both
     conf[names.index("void"), names.index("sky")] = 10  # void predicted as sky: ignored by the official score
-    r = E.miou_report(conf)
+    r = M.miou_report(conf)
     iou = r["iou_per_category"]
     assert iou["flat"] == pytest.approx(0.5) and iou["void"] == pytest.approx(10 / 30)
     assert iou["sky"] == pytest.approx(0.5)
@@ -175,7 +176,7 @@ def test_miou_report_variants():
     assert r["miou8_no_human_object"] == pytest.approx((10 / 30 + 0.5 + 0.5 + 3) / 6)
     assert r["miou7_no_human_object"] == pytest.approx((0.5 + 4) / 5)
     with pytest.raises(ValueError, match="8x8"):
-        E.miou_report(np.eye(3))
+        M.miou_report(np.eye(3))
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -262,6 +263,6 @@ def test_real_lung_masks_hausdorff_matches_simpleitk_and_survive_the_resolution_
         probs = np.stack([1.0 - gt, gt], axis=-1).astype(np.float32)
         back = upsample_labels(cv2.resize(probs, (256, 256), interpolation=cv2.INTER_AREA), gt.shape).astype(bool)
         assert np.abs(np.argwhere(back).mean(0) - np.argwhere(gt).mean(0)).max() < 0.1
-        assert E.dice(back, gt) > 0.99
+        assert M.dice(back, gt) > 0.99
         for other in (back, masks[(i + 1) % len(masks)]):
-            assert E.hausdorff_mm(other, gt, spacing) == pytest.approx(_sitk_hausdorff(other, gt, spacing), rel=1e-9)
+            assert M.hausdorff_mm(other, gt, spacing) == pytest.approx(_sitk_hausdorff(other, gt, spacing), rel=1e-9)

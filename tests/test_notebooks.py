@@ -81,35 +81,36 @@ def test_viz_figures_render(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from gan_seg_aug import viz
+    from gan_seg_aug import result_figures, sample_figures, viz
+    from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 
     g = FakeGenerator()
-    images, masks = viz.sample_pairs(g, 5, seed=0)
+    images, masks = sample_figures.sample_pairs(g, 5, seed=0)
     assert images.shape == (5, 6, 8, 1) and masks.shape == (5, 6, 8)
-    fig = viz.pair_grid(images, masks, 2, pairs_per_row=4)
+    fig = sample_figures.pair_grid(images, masks, 2, pairs_per_row=4)
     assert len(fig.axes) == 2 * 8  # 2 rows of 4 pairs, image + mask each
     png = viz.show(fig, save_as=tmp_path / "grid.png")
     assert png[:4] == b"\x89PNG" and (tmp_path / "grid.png").exists()
-    viz.show(viz.raw_vs_thresholded(masks[0], 2, image=images[0]))
-    viz.show(viz.latent_interpolation(g, 8, steps=4))
+    viz.show(sample_figures.raw_vs_thresholded(masks[0], 2, image=images[0]))
+    viz.show(sample_figures.latent_interpolation(g, 8, steps=4))
     t4 = pd.DataFrame({"row_id": ["a", "b", "c"], "network_id": ["a", "b", "c"], "status": ["ok", "ok", "missing"],
-                       "miou8": [0.5, 0.7, None], **{f"iou_{c}": [0.3, 0.6, None] for c in viz.CITYSCAPES_CATEGORIES}})
-    fig = viz.category_iou_bars(t4, top=4)
+                       "miou8": [0.5, 0.7, None], **{f"iou_{c}": [0.3, 0.6, None] for c in CITYSCAPES_CATEGORIES}})
+    fig = result_figures.category_iou_bars(t4, top=4)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["b (0.700)", "a (0.500)"]
     with pytest.raises(ValueError, match="tables.py"):
-        viz.category_iou_bars(t4.assign(status="missing"))
+        result_figures.category_iou_bars(t4.assign(status="missing"))
     truth = np.zeros((6, 8), np.uint8)
     truth[2:4, 2:6] = 1
     rows = [{"image": images[0], "truth": truth, "preds": {"A": truth, "B": 1 - truth}, "caption": "best"}]
-    assert len(viz.cases_figure(rows, ["A", "B"], 2).axes) == 6
+    assert len(result_figures.cases_figure(rows, ["A", "B"], 2).axes) == 6
 
 
 def test_best_worst_figure_needs_finished_runs(tmp_path):
     import pandas as pd
 
-    from gan_seg_aug import viz
+    from gan_seg_aug import result_figures
 
     table = tmp_path / "table_II.csv"
     pd.DataFrame({"row_id": ["8-8-NoAug"], "status": ["missing"], "run_dir": [None]}).to_csv(table, index=False)
     with pytest.raises(ValueError, match="no finished run of 8-8-NoAug"):
-        viz.best_worst_figure(table, "8-8-NoAug", "16-0-Aug", "dice")
+        result_figures.best_worst_figure(table, "8-8-NoAug", "16-0-Aug", "dice")

@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gan_seg_aug import run_catalogue as R
 from gan_seg_aug import tables as T
+from gan_seg_aug.experiment import fold_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "results" / "paper"
@@ -30,10 +32,10 @@ def load_cli(name: str):
 
 # ----------------------------------------------------------------------------- fabricated runs
 
-def write_run(runs_dir, spec: T.RunSpec, *, profile="cpu", dataset="synthetic", per_image=None, val=None,
+def write_run(runs_dir, spec: R.RunSpec, *, profile="cpu", dataset="synthetic", per_image=None, val=None,
               test=None, run_name=None, aug_params=None, resolution=None):
     """A fake finished run (summary.json + metrics_per_image.csv) in the layout of the commands."""
-    run_dir = T.fold_dir(runs_dir, spec.task, profile, dataset, spec.fold) / (run_name or spec.run_name)
+    run_dir = fold_dir(runs_dir, spec.task, profile, dataset, spec.fold) / (run_name or spec.run_name)
     run_dir.mkdir(parents=True)
     if per_image is not None:
         per_image.to_csv(run_dir / "metrics_per_image.csv", index=False)
@@ -61,35 +63,35 @@ def scr_per_image(dice, hd, prefix="c"):
 # ----------------------------------------------------------------------------- configurations
 
 def test_rows_are_the_papers_rows_in_order():
-    for t in T.TABLES:
+    for t in R.TABLES:
         paper = pd.read_csv(PAPER / f"table_{t}.csv")
-        ours = [r.row_id for r in T.table_rows(t)]
+        ours = [r.row_id for r in R.table_rows(t)]
         paper_ids = [r for r in paper["row_id"] if not r.startswith("Neff2017")]
         assert ours == paper_ids, t
-    assert [len(r.runs) for r in T.table_rows("II")] == [3] * 6
-    assert [len(r.runs) for r in T.table_rows("II", folds=(1,))] == [1] * 6
+    assert [len(r.runs) for r in R.table_rows("II")] == [3] * 6
+    assert [len(r.runs) for r in R.table_rows("II", folds=(1,))] == [1] * 6
 
 
 def test_table_I_elastic_fixed_and_shared_runs():
-    rows = T.table_rows("I")
+    rows = R.table_rows("I")
     assert all(r.aug.elastic_std == 10 for r in rows[1:]) and rows[0].runs[0].aug is None
     assert {r.runs[0].mix for r in rows} == {"16-0"} and {r.runs[0].fold for r in rows} == {1}
     # The no-augmentation and the bold row are Table II's fold-1 runs; Table III's no-flip and
     # flip-only rows are Table IV's 8-0 runs: each run once.
-    assert rows[0].runs[0] == T.RunSpec("scr_lung", 1, 16, 0, None)
+    assert rows[0].runs[0] == R.RunSpec("scr_lung", 1, 16, 0, None)
     assert rows[-1].runs[0].run_name == "16-0-Aug" and rows[-1].runs[0].aug_flags() == ["--aug"]
-    iii = T.table_rows("III")
+    iii = R.table_rows("III")
     assert [iii[2].runs[0].run_name, iii[4].runs[0].run_name] == ["8-0-NoAug", "8-0-Aug"]
-    assert len(T.table_runs(T.TABLES)) == 9 - 2 + 18 + 5 - 2 + 6
+    assert len(R.table_runs(R.TABLES)) == 9 - 2 + 18 + 5 - 2 + 6
 
 
 def test_aug_flags_spell_only_the_nonzero_parts():
-    spec = T.table_rows("I")[4].runs[0]  # scale 0.05, translation 10, elastic 10
+    spec = R.table_rows("I")[4].runs[0]  # scale 0.05, translation 10, elastic 10
     assert spec.aug_flags() == ["--scale-std", "0.05", "--translate-std", "10", "--elastic-std", "10"]
     assert spec.run_name == "16-0-aug_sh0_sc0.05_tr10_el10_flip0"
-    city = T.table_rows("III")[3].runs[0]
+    city = R.table_rows("III")[3].runs[0]
     assert city.aug_flags() == ["--shift-std", "0.05", "--scale-std", "0.05", "--flip"]
-    assert T.RunSpec("cityscapes", 1, 4, 4).aug_flags() == []
+    assert R.RunSpec("cityscapes", 1, 4, 4).aug_flags() == []
 
 
 def test_presets_and_run_names_agree_with_the_experiment_command():
@@ -97,11 +99,11 @@ def test_presets_and_run_names_agree_with_the_experiment_command():
     from gan_seg_aug.augment import AUG_PRESETS, AugParams
     from gan_seg_aug.experiment import run_name
 
-    for task, preset in T.PRESETS.items():
+    for task, preset in R.PRESETS.items():
         p = AUG_PRESETS[task]
         assert (p.shift_std, p.scale_std, p.translate_std, p.elastic_std, p.flip) == (
             preset.shift_std, preset.scale_std, preset.translate_std, preset.elastic_std, preset.flip)
-    for spec in T.table_runs(T.TABLES, folds=(1,)):
+    for spec in R.table_runs(R.TABLES, folds=(1,)):
         cfg = C.unet_config(spec.task, "paper", spec.mix, augment=spec.aug is not None)
         a = spec.aug
         aug = None if a is None else AugParams(shift_std=a.shift_std, scale_std=a.scale_std,
@@ -111,9 +113,9 @@ def test_presets_and_run_names_agree_with_the_experiment_command():
 
 def test_bad_table_and_folds_are_rejected():
     with pytest.raises(ValueError, match="--table"):
-        T.table_rows("V")
+        R.table_rows("V")
     with pytest.raises(ValueError, match="--folds"):
-        T.table_rows("II", folds=(4,))
+        R.table_rows("II", folds=(4,))
 
 
 # ----------------------------------------------------------------------------- collecting runs
@@ -121,7 +123,7 @@ def test_bad_table_and_folds_are_rejected():
 def test_table_II_pools_images_over_folds_not_fold_means(tmp_path):
     folds = {1: [0.90, 0.92], 2: [0.94], 3: [0.96, 0.98, 1.00]}
     for f, d in folds.items():
-        spec = T.RunSpec("scr_lung", f, 8, 8, None)
+        spec = R.RunSpec("scr_lung", f, 8, 8, None)
         write_run(tmp_path, spec, per_image=scr_per_image(d, [1.0] * len(d), prefix=f"f{f}_"))
     table = T.build_table("II", tmp_path, "cpu", "synthetic")
     row = table.set_index("row_id").loc["8-8-NoAug"]
@@ -136,7 +138,7 @@ def test_table_II_pools_images_over_folds_not_fold_means(tmp_path):
 
 
 def test_table_II_partial_folds_and_infinite_hausdorff(tmp_path):
-    spec = T.RunSpec("scr_lung", 2, 16, 0, T.PRESETS["scr_lung"])
+    spec = R.RunSpec("scr_lung", 2, 16, 0, R.PRESETS["scr_lung"])
     write_run(tmp_path, spec, per_image=scr_per_image([0.9, 0.0], [2.0, float("inf")]))
     row = T.build_table("II", tmp_path, "cpu", "synthetic").set_index("row_id").loc["16-0-Aug"]
     assert (row["status"], row["folds"], row["hausdorff_undefined"]) == ("partial", "2", 1)
@@ -146,13 +148,13 @@ def test_table_II_partial_folds_and_infinite_hausdorff(tmp_path):
 
 
 def test_single_run_tables_read_validation_and_test_values(tmp_path):
-    rows_i = T.table_rows("I")
+    rows_i = R.table_rows("I")
     write_run(tmp_path, rows_i[3].runs[0], val={"dice_mean": 0.91, "dice_std": 0.02, "loss": 0.1})
     t1 = T.build_table("I", tmp_path, "cpu", "synthetic").set_index("row_id")
     assert t1.loc["sh0_sc0.05_tr0_el10", ["val_dice_mean", "status", "elastic_px", "scale_std"]].tolist() == [
         0.91, "ok", 10, 0.05]
     assert (t1["status"] == "missing").sum() == 8
-    spec = T.RunSpec("cityscapes", 1, 4, 4, None)
+    spec = R.RunSpec("cityscapes", 1, 4, 4, None)
     test = {"n": 500, "miou8": 0.5, "miou8_no_human_object": 0.6, "miou7": 0.55, "miou7_no_human_object": 0.65,
             "iou_per_category": {"sky": 0.8, "human": 0.1}}
     write_run(tmp_path, spec, profile="paper", dataset="real", test=test)
@@ -167,7 +169,7 @@ def test_single_run_tables_read_validation_and_test_values(tmp_path):
 
 def test_runs_are_matched_by_configuration_even_when_rescaled(tmp_path):
     # The cpu profile trains at half the side and records pixel stds scaled by 0.5, under its own name.
-    spec = T.table_rows("I")[2].runs[0]  # translation 10 px, elastic 10 px
+    spec = R.table_rows("I")[2].runs[0]  # translation 10 px, elastic 10 px
     scaled = dict(shift_std=0.0, scale_std=0.0, translate_std=5.0, flip=False, elastic_std=5.0)
     write_run(tmp_path, spec, run_name="16-0-aug_sh0_sc0_tr5_el5_flip0", aug_params=scaled, resolution=[128, 128],
               val={"dice_mean": 0.5})

@@ -1,0 +1,164 @@
+"""Which runs make which rows of the paper's Tables I-IV: the run catalogue, as data.
+
+Paper §V-A (thesis §5.1.2): "We evaluated different combinations of standard data augmentation on
+one fold [...] we fixed elastic deformation at 10 pixels for each control point" (Table I, SCR,
+16 real pairs, validation Dice); "we report performance as the average Dice score and Hausdorff
+distance over all folds" (Table II: 3 folds, one GAN per fold).  §V-B (thesis §5.2.2): Table III
+compares augmentation settings on the validation set (8 real pairs, mIoU); Table IV is the single
+Cityscapes fold, with mIoU "excluding the 'Human' and 'Object' categories" as a second column.
+
+Nothing here touches the disk: :mod:`.tables` finds the finished runs and assembles the tables.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TABLES = ("I", "II", "III", "IV")
+SCR_FOLDS = (1, 2, 3)
+TABLE_TASK = {"I": "scr_lung", "II": "scr_lung", "III": "cityscapes", "IV": "cityscapes"}
+
+
+@dataclass(frozen=True)
+class AugSetting:
+    """One augmentation setting; pixel stds at the paper's resolution (256x256 / 128x256)."""
+
+    shift_std: float = 0.0
+    scale_std: float = 0.0
+    translate_std: float = 0.0
+    elastic_std: float = 0.0
+    flip: bool = False
+
+    def name(self) -> str:
+        """The experiment command's spelled-out name (``gan_seg_aug.experiment.run_name``).
+
+        >>> AugSetting(0.05, 0.05, 10, 10).name()
+        'aug_sh0.05_sc0.05_tr10_el10_flip0'
+        """
+        return (f"aug_sh{self.shift_std:g}_sc{self.scale_std:g}_tr{self.translate_std:g}"
+                f"_el{self.elastic_std:g}_flip{int(self.flip)}")
+
+
+# The bold rows of Tables I and III: what ``--aug`` selects (must equal augment.AUG_PRESETS; tested).
+PRESETS = {"scr_lung": AugSetting(0.05, 0.05, 10, 10), "cityscapes": AugSetting(flip=True)}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One U-Net run = one call of ``experiments/<task>.py``.  ``aug=None`` is no augmentation."""
+
+    task: str
+    fold: int
+    n_real: int
+    n_generated: int
+    aug: AugSetting | None = None
+
+    @property
+    def mix(self) -> str:
+        return f"{self.n_real}-{self.n_generated}"
+
+    @property
+    def needs_gan(self) -> bool:
+        return self.n_generated > 0
+
+    @property
+    def is_preset(self) -> bool:
+        return self.aug is not None and self.aug == PRESETS[self.task]
+
+    @property
+    def network_id(self) -> str:
+        return f"{self.mix}-{'Aug' if self.aug is not None else 'NoAug'}"
+
+    @property
+    def run_name(self) -> str:
+        """``16-0-Aug`` for the paper's preset, ``16-0-NoAug`` without, else the spelled-out setting."""
+        if self.aug is None or self.is_preset:
+            return self.network_id
+        return f"{self.mix}-{self.aug.name()}"
+
+    def aug_flags(self) -> list[str]:
+        """Command-line flags: ``--aug`` for the preset, else only the non-zero parts."""
+        if self.aug is None:
+            return []
+        if self.is_preset:
+            return ["--aug"]
+        a, flags = self.aug, []
+        for flag, value in (("--shift-std", a.shift_std), ("--scale-std", a.scale_std),
+                            ("--translate-std", a.translate_std), ("--elastic-std", a.elastic_std)):
+            if value:
+                flags += [flag, f"{value:g}"]
+        return flags + (["--flip"] if a.flip else [])
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of a table: its key (shared with ``results/paper/table_*.csv``) and its runs."""
+
+    table: str
+    row_id: str
+    runs: tuple[RunSpec, ...]  # one per fold for Table II, else exactly one
+    aug: AugSetting | None = None
+
+
+# Paper Table I rows in order: (intensity shift, intensity scaling, translation px, elastic px).
+TABLE_I_SETTINGS = ((0, 0, 0, 0), (0, 0, 0, 10), (0, 0, 10, 10), (0, 0.05, 0, 10), (0, 0.05, 10, 10),
+                    (0.05, 0, 0, 10), (0.05, 0, 10, 10), (0.05, 0.05, 0, 10), (0.05, 0.05, 10, 10))
+# Paper Table III rows in order: (intensity shift, intensity scaling, translation px, horizontal flip).
+TABLE_III_SETTINGS = ((0.10, 0.10, 10, False), (0.05, 0.05, 5, False), (0, 0, 0, False),
+                      (0.05, 0.05, 0, True), (0, 0, 0, True))
+TABLE_II_MIXES = ((16, 0), (8, 8), (0, 16))
+TABLE_IV_MIXES = ((8, 0), (4, 4), (0, 8))
+
+
+def setting_row_id(a: AugSetting, task: str) -> str:
+    """Row key of Tables I / III, e.g. ``sh0.05_sc0.05_tr10_el10`` or ``sh0_sc0_tr0_flip1``."""
+    last = f"el{a.elastic_std:g}" if task == "scr_lung" else f"flip{int(a.flip)}"
+    return f"sh{a.shift_std:g}_sc{a.scale_std:g}_tr{a.translate_std:g}_{last}"
+
+
+def _as_aug(a: AugSetting) -> AugSetting | None:
+    return None if a == AugSetting() else a  # the all-zero row is the plain no-augmentation run
+
+
+def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
+    """The rows of a paper table and the runs each needs.
+
+    Table I's first and last rows are the very runs 16-0-NoAug / 16-0-Aug of fold 1 in Table II
+    (same configuration), and Table III's no-flip and flip-only rows are 8-0-NoAug / 8-0-Aug of
+    Table IV, so those are run once and shared.
+
+    >>> [r.row_id for r in table_rows("II", folds=(1,))][:2]
+    ['16-0-Aug', '16-0-NoAug']
+    >>> table_rows("I")[-1].runs[0].run_name
+    '16-0-Aug'
+    """
+    if table in ("I", "III"):
+        task, mix = TABLE_TASK[table], ((16, 0) if table == "I" else (8, 0))
+        settings = ([AugSetting(*s) for s in TABLE_I_SETTINGS] if table == "I"
+                    else [AugSetting(sh, sc, tr, 0, fl) for sh, sc, tr, fl in TABLE_III_SETTINGS])
+        return [TableRow(table, setting_row_id(a, task), (RunSpec(task, 1, *mix, _as_aug(a)),), a) for a in settings]
+    if table in ("II", "IV"):
+        task = TABLE_TASK[table]
+        mixes, fold_list = (TABLE_II_MIXES, tuple(folds)) if table == "II" else (TABLE_IV_MIXES, (1,))
+        bad = [f for f in fold_list if f not in SCR_FOLDS]
+        if bad or not fold_list:
+            raise ValueError(f"--folds {list(folds)}: expected a non-empty subset of {list(SCR_FOLDS)}")
+        out = []
+        for r, g in mixes:
+            for aug in (PRESETS[task], None):
+                runs = tuple(RunSpec(task, f, r, g, aug) for f in fold_list)
+                out.append(TableRow(table, runs[0].network_id, runs))
+        return out
+    raise ValueError(f"unknown --table {table!r}: expected one of {', '.join(TABLES)} or all")
+
+
+def table_runs(tables, folds=SCR_FOLDS) -> list[RunSpec]:
+    """All distinct runs of the given tables, in table order (shared runs once)."""
+    return list(dict.fromkeys(s for t in tables for row in table_rows(t, folds) for s in row.runs))
+
+
+def select_rows(rows: list[TableRow], only=None) -> list[TableRow]:
+    """Rows whose id or any run name is in ``only`` (all rows when ``only`` is empty)."""
+    if not only:
+        return rows
+    wanted = set(only)
+    return [r for r in rows if r.row_id in wanted or any(s.run_name in wanted for s in r.runs)]
