@@ -61,9 +61,10 @@ def build_step(task: str, variant: str, size: dict):
     import numpy as np
     import tensorflow as tf
 
-    from gan_seg_aug import distribute, flops, precision
+    from gan_seg_aug import flops, precision
     from gan_seg_aug.gan import make_optimizer
     from gan_seg_aug.models import build_unet
+    from gan_seg_aug.train import make_train_step
 
     policy, jit = VARIANTS[variant]
     with precision.set_precision(policy):
@@ -72,8 +73,7 @@ def build_step(task: str, variant: str, size: dict):
     optimizer = make_optimizer()
     optimizer.build(model.trainable_variables)
     b = size["batch"]
-    step = distribute.distributed_unet_step(tf.distribute.get_strategy(), model, optimizer,
-                                            global_batch_size=b, jit_compile=jit)
+    step = make_train_step(model, optimizer, jit_compile=jit)
     rng = np.random.default_rng(0)
     shape = (b, size["height"], size["width"])
     x = tf.constant(rng.uniform(-1, 1, shape + (model.input.shape[-1],)).astype(np.float32))

@@ -74,6 +74,8 @@ def parse_args(argv=None):
     p.add_argument("--only", default=None,
                    help="comma-separated row ids / run names to run (e.g. 8-8-NoAug,16-0-Aug); others stay missing")
     p.add_argument("--print-commands", action="store_true", help="print one shell command per run and exit")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                   help="passed to every run: mirrored = all GPUs of a machine per run (docs/scaling.md)")
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
     args = p.parse_args(argv)
     if args.jobs < 1:
@@ -101,7 +103,8 @@ def dataset(task: str, args) -> str:
 
 def _data_flags(task, args) -> list:
     d = data_dir(task, args)
-    return (["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
+    return ((["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
+            + (["--strategy", args.strategy] if args.strategy != "default" else []))
 
 
 def gan_job(task: str, fold: int, args) -> Job:

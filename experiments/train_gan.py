@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Train the pair WGAN-GP of one fold (thesis §4.2; paper §III).
 
-``python experiments/train_gan.py --task scr_lung --fold 1 [--profile paper|cpu|smoke] [--data-dir DIR]``
+``python experiments/train_gan.py --task scr_lung --fold 1 [--profile paper|cpu|smoke] [--data-dir DIR]
+[--strategy default|mirrored|multiworker] [--jit-compile]``
 
 The run directory (default ``runs/<task>/<profile>/<dataset>/fold<k>/gan``) is what the U-Net
 experiments sample from; an interrupted run continues where it stopped, a finished one is reused.
@@ -17,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_seg_aug import config as C  # noqa: E402
+from gan_seg_aug.experiment import add_execution_args, strategy_from_args  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -46,11 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--iterations", type=positive_int, default=None, help="GAN iterations (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    add_execution_args(p, models=("gan",))
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
     from gan_seg_aug.experiment import REPO_ROOT, choose_profile, fold_dir
@@ -62,11 +66,12 @@ def main(argv=None) -> int:
     split, split_path = task_split(data)
     fold = fold_of(split, args.fold)
     overrides = {k: v for k, v in (("critic_norm", args.critic_norm), ("iterations", args.iterations)) if v}
-    cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision, **overrides)
+    cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision,
+                       jit_compile=args.jit_compile_gan, **overrides)
     out = Path(args.out) if args.out else \
         fold_dir(REPO_ROOT / "runs", args.task, profile, data.source, args.fold) / "gan"
     print(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
-    train_gan(cfg, data, fold["train"], out, resume=args.resume)
+    train_gan(cfg, data, fold["train"], out, resume=args.resume, strategy=strategy)
     return 0
 
 

@@ -163,6 +163,8 @@ class GANConfig:
     checkpoint_every: int = 250
     seed: int = 0
     precision: str = "float32"
+    # XLA for the whole iteration: measured slower on CPU and failing with bf16 (docs/decisions.md §9)
+    jit_compile: bool = False
 
     def __post_init__(self):
         task_spec(self.task)
@@ -194,6 +196,7 @@ class UNetConfig:
     loss: str = "softmax"  # §2.6.3 softmax cross-entropy; see docs/decisions.md on §4.2.1 "sigmoid"
     seed: int = 0
     precision: str = "float32"
+    jit_compile: bool = False  # XLA for the update step: off by measurement (docs/decisions.md §9)
 
     def __post_init__(self):
         task_spec(self.task)

@@ -68,6 +68,36 @@ def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+    add_execution_args(p, models=("gan", "unet"))
+
+
+def add_execution_args(p: argparse.ArgumentParser, models=("gan", "unet")) -> None:
+    """How the steps run -- not what they compute (docs/scaling.md, docs/decisions.md §9)."""
+    from .distribute import STRATEGIES
+
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
+                   help="default: one device; mirrored: all GPUs of this machine; multiworker: the cluster in "
+                        "TF_CONFIG (--out / --runs-dir on a shared filesystem; the chief writes)")
+    p.add_argument("--logical-cpus", type=int, default=0, metavar="N",
+                   help="split the CPU into N logical devices (with --strategy mirrored: test multi-replica "
+                        "training without GPUs)")
+    for m in models:
+        flag = "--jit-compile" if len(models) == 1 else f"--jit-compile-{m}"
+        p.add_argument(flag, action="store_true", dest=f"jit_compile_{m}",
+                       help=f"XLA for the {'GAN iteration' if m == 'gan' else 'U-Net step'} (off by default: "
+                            f"slower on CPU, fails with bf16 there; see docs/decisions.md §9)")
+
+
+def strategy_from_args(args):
+    """The run's tf.distribute strategy; call it before any other TensorFlow work (MultiWorker's rule)."""
+    from .distribute import make_strategy
+
+    if args.logical_cpus < 0:
+        raise SystemExit(f"error: --logical-cpus must be >= 0, got {args.logical_cpus}")
+    try:
+        return make_strategy(args.strategy, logical_cpus=args.logical_cpus)
+    except (ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def aug_from_args(task: str, args):
@@ -116,11 +146,11 @@ def one_line(summary: dict, run_dir) -> str:
     return f"{head}: {body} -> {run_dir}"
 
 
-def run(task: str, args, log=print) -> dict:
+def run(task: str, args, log=print, strategy=None) -> dict:
+    from . import distribute
+    from .artifacts import git_commit
     from .data.loaders import load_task, task_split
     from .data.splits import fold_of
-
-    from .artifacts import git_commit
 
     commit_at_start = git_commit()  # the code that trained; the summary is written much later
     profile = choose_profile(args.profile, log)
@@ -128,7 +158,8 @@ def run(task: str, args, log=print) -> dict:
     n_real, n_gen = C.parse_mix(args.mix, task)
     aug = aug_from_args(task, args)
     fold_no = getattr(args, "fold", 1)
-    cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision)
+    cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision,
+                        jit_compile=bool(getattr(args, "jit_compile_unet", False)))
     name = run_name(cfg, aug, task)  # named from the paper-resolution setting, before rescaling
     if n_gen > 0 and getattr(args, "critic_norm", "batch") != "batch":
         name += f"_critic-{args.critic_norm}"
@@ -153,12 +184,15 @@ def run(task: str, args, log=print) -> dict:
 
     sampler, gan_iterations, gan_dir = None, 0, None
     if n_gen > 0:
-        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, log)
+        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy)
 
     from .train import train_unet
 
     t0 = time.time()
-    train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, log=log)
+    train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, strategy=strategy, log=log)
+    if strategy is not None and not distribute.is_chief(strategy):
+        log("worker done: the chief evaluates and writes the summary")
+        return train_summary
     summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
                                       gan_iterations, gan_dir, log)
     if summary["git_commit"] != commit_at_start:
@@ -168,12 +202,20 @@ def run(task: str, args, log=print) -> dict:
     summary["allow_partial"] = bool(args.allow_partial)
     summary["split_file"] = split_path.name
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
+    summary["execution"] = {**distribute.describe(strategy or _default_strategy()),
+                            "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)
     log(one_line(summary, run_dir))
     return summary
 
 
-def _generator_for(task, profile, args, data, fold, fdir, cfg, log):
+def _default_strategy():
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
+
+
+def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=None):
     from .gan_training import load_generator, train_gan
     from .pipeline import GeneratorSampler
 
@@ -184,10 +226,11 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, log):
                              f"train it with experiments/train_gan.py or omit the flag")
     else:
         norm = getattr(args, "critic_norm", "batch")
-        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm)
+        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm,
+                            jit_compile=bool(getattr(args, "jit_compile_gan", False)))
         # one GAN per fold and critic variant; the thesis default keeps the plain name other tools expect
         gan_dir = train_gan(gcfg, data, fold["train"], fdir / ("gan" if norm == "batch" else f"gan_critic-{norm}"),
-                            resume=True, log=log)
+                            resume=True, strategy=strategy, log=log)
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
     if (gh, gw) != (cfg.height, cfg.width):
@@ -243,8 +286,9 @@ def main(task: str, argv=None) -> int:
         p.add_argument("--fold", type=int, default=1, choices=(1, 2, 3), help="cross-validation fold (paper §V-A)")
     add_common_args(p, task)
     args = p.parse_args(argv)
+    strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     try:
-        run(task, args)
+        run(task, args, strategy=strategy)
     except (ValueError, FileNotFoundError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -58,22 +58,53 @@ def gradient_penalty(critic_fn, real, fake, alpha):
     return tf.reduce_mean(tf.square(norms - 1.0)), norms
 
 
+def draw_noise(seed, iteration, *, n_critic: int, batch_size, latent_dim: int):
+    """The noise of WGAN-GP iteration ``iteration`` (thesis Algorithm 4) for the GLOBAL minibatch:
+    ``z_critic [n_critic, B, latent] ~ N(0, 1)`` (Table 4.1: z ~ N(0, 1)), ``alpha [n_critic, B, 1, 1, 1]
+    ~ U[0, 1]`` (one per sample, Eq. 3.13) and ``z_gen [B, latent]``.
+
+    Stateless in ``(seed, iteration)``: a resumed run draws what an uninterrupted one would, and every
+    replica / worker of a distributed run draws the same global noise whatever their number.
+
+    >>> a = draw_noise(3, 10, n_critic=5, batch_size=4, latent_dim=8)
+    >>> [tuple(t.shape) for t in a]
+    [(5, 4, 8), (5, 4, 1, 1, 1), (4, 8)]
+    >>> bool(tf.reduce_all(a[1] == draw_noise(3, 10, n_critic=5, batch_size=4, latent_dim=8)[1]))
+    True
+    """
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(iteration, tf.int64)])
+    keys = tf.random.experimental.stateless_split(key, 3)
+    z_critic = tf.random.stateless_normal([n_critic, batch_size, latent_dim], keys[0])
+    alpha = tf.random.stateless_uniform([n_critic, batch_size, 1, 1, 1], keys[1])
+    z_gen = tf.random.stateless_normal([batch_size, latent_dim], keys[2])
+    return z_critic, alpha, z_gen
+
+
 class WGANGP(keras.Model):
     """Generator + critic trained with WGAN-GP (thesis Algorithm 4), keras-io custom ``train_step`` style.
 
     ``train_step(real_batches)`` runs ONE iteration: ``n_critic`` critic updates, each on its own
     fresh real minibatch ``real_batches[i]`` (shape ``[n_critic, B, H, W, C]``), then one generator
-    update.  z ~ N(0, 1) (Table 4.1) and α ~ U[0, 1] come from ``self.rng``, a
-    ``tf.random.Generator`` whose state is saved with the checkpoints, so a resumed run draws the
-    same noise as an uninterrupted one.
+    update.  The noise (z ~ N(0, 1), Table 4.1; alpha ~ U[0, 1]) of iteration ``i`` is
+    :func:`draw_noise` ``(seed, i)``; ``self.iteration`` counts the iterations done and is restored
+    with a checkpoint, so a resumed run continues the same trajectory.
 
     Both networks run in training mode, as in the reference code (its batch norm always uses batch
     statistics).  Real, fake and interpolated minibatches go through the critic in three separate
     calls, each normalised with its own batch statistics (see docs/decisions.md §3).
+
+    ``strategy``: the ``tf.distribute`` strategy the networks and optimisers were built under (their
+    ``scope()``); ``None`` = the default one-device strategy.  Every replica receives the whole
+    global minibatch and noise and keeps its own rows; losses are per example and averaged over the
+    GLOBAL batch (``tf.nn.compute_average_loss``), so the gradients the optimiser sums over the
+    replicas are those of the global mean, gradient penalty included (one alpha and one gradient
+    norm per sample).  Batch norm must be synchronised (``distribute.synchronize_batch_norm``) for the
+    single-device result.  ``jit_compile``: XLA for the whole iteration (one replica only).
+    ``train_step`` must be called in cross-replica context (our loop; ``fit`` under the default strategy).
     """
 
     def __init__(self, generator, critic, *, latent_dim: int = 128, gp_lambda: float = 10.0,
-                 n_critic: int = 5, seed: int = 0, **kwargs):
+                 n_critic: int = 5, seed: int = 0, strategy=None, jit_compile: bool = False, **kwargs):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
@@ -82,7 +113,22 @@ class WGANGP(keras.Model):
         self.latent_dim = int(latent_dim)
         self.gp_lambda = float(gp_lambda)
         self.n_critic = int(n_critic)
-        self.rng = tf.random.Generator.from_seed(seed)
+        self.seed = int(seed)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        replicas = self.strategy.num_replicas_in_sync
+        if jit_compile and replicas > 1:
+            raise ValueError("jit_compile=True needs a single replica: the optimiser's cross-replica all-reduce "
+                             "cannot run inside an XLA cluster; use --strategy default or no XLA")
+        self.jit_compile_iteration = bool(jit_compile)
+        with self.strategy.scope():
+            self.iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="wgan_gp_iteration")
+        # One replica: the critic step is a function of its own, kept out-of-line, so the iteration
+        # calls one traced graph n_critic times instead of optimising n_critic inlined copies (first
+        # call ~6x faster).  Several replicas: nested tf.functions may not hold the optimiser's
+        # all-reduce, and XLA wants one cluster, so it is inlined there.
+        self._critic_fn = self.critic_step if replicas > 1 or jit_compile else \
+            tf.function(self.critic_step, experimental_attributes={"_noinline": True})
+        self._iteration_fn = tf.function(self._iteration, jit_compile=True if jit_compile else None)
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
         self.gp_tracker = keras.metrics.Mean(name="gp")
@@ -93,8 +139,9 @@ class WGANGP(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         # Build the slots now, eagerly: variables must not be created inside a traced tf.function.
-        g_optimizer.build(self.generator.trainable_variables)
-        d_optimizer.build(self.critic.trainable_variables)
+        with self.strategy.scope():
+            g_optimizer.build(self.generator.trainable_variables)
+            d_optimizer.build(self.critic.trainable_variables)
 
     @property
     def metrics(self):
@@ -103,63 +150,69 @@ class WGANGP(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def draw_latent(self, batch_size):
-        return self.rng.normal([batch_size, self.latent_dim])
-
-    def draw_alpha(self, batch_size):
-        """One α ~ U[0, 1] per sample, broadcast over H, W, C (Algorithm 4, Eq. 3.13)."""
-        return self.rng.uniform([batch_size, 1, 1, 1])
-
-    # A function of its own, kept out-of-line: train_step calls the one traced graph n_critic times
-    # instead of optimising five inlined copies (first call ~6x faster; step time unchanged).
-    @tf.function(experimental_attributes={"_noinline": True})
-    def critic_step(self, real):
-        """One critic update on one real minibatch; returns (critic_loss, wasserstein, gp)."""
+    def critic_step(self, real, z, alpha):
+        """One critic update on this replica's rows: real pairs, their z and alpha (Algorithm 4,
+        Eq. 3.12-3.13); returns ``(critic_loss, wasserstein, gp)`` as this replica's share of the
+        global means (summed over replicas they are the global means)."""
         real = tf.cast(real, tf.float32)
-        batch = tf.shape(real)[0]
-        z = self.draw_latent(batch)
-        alpha = self.draw_alpha(batch)
         fake = tf.cast(self.generator(z, training=True), tf.float32)  # no gradient to G in this step
         with tf.GradientTape() as tape:
-            d_real = tf.cast(self.critic(real, training=True), tf.float32)
-            d_fake = tf.cast(self.critic(fake, training=True), tf.float32)
-            gp, _ = gradient_penalty(lambda x: self.critic(x, training=True), real, fake, alpha)
-            wasserstein = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
-            loss = -wasserstein + self.gp_lambda * gp
+            d_real = tf.cast(self.critic(real, training=True), tf.float32)[:, 0]
+            d_fake = tf.cast(self.critic(fake, training=True), tf.float32)[:, 0]
+            _, norms = gradient_penalty(lambda x: self.critic(x, training=True), real, fake, alpha)
+            gp = tf.square(norms - 1.0)
+            loss = tf.nn.compute_average_loss(d_fake - d_real + self.gp_lambda * gp)
         grads = tape.gradient(loss, self.critic.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))
-        return loss, wasserstein, gp
+        self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))  # sums over replicas
+        return loss, tf.nn.compute_average_loss(d_real - d_fake), tf.nn.compute_average_loss(gp)
 
-    @tf.function(experimental_attributes={"_noinline": True})
-    def generator_step(self, batch_size):
-        """One generator update, −E[D(G(z))] (Eq. 3.15), on a fresh z; returns the generator loss."""
-        z = self.draw_latent(batch_size)
+    def generator_step(self, z):
+        """One generator update, −E[D(G(z))] (Eq. 3.15), on this replica's rows of z; returns its
+        share of the generator loss."""
         with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
-            d_fake = tf.cast(self.critic(fake, training=True), tf.float32)
-            loss = -tf.reduce_mean(d_fake)
+            d_fake = tf.cast(self.critic(self.generator(z, training=True), training=True), tf.float32)[:, 0]
+            loss = tf.nn.compute_average_loss(-d_fake)
         grads = tape.gradient(loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return loss
 
-    @tf.function
+    def _replica_iteration(self, real_batches, z_critic, alpha, z_gen):
+        from .distribute import replica_slice
+
+        sums = {"critic_loss": 0.0, "wasserstein": 0.0, "gp": 0.0}
+        for i in range(self.n_critic):  # unrolled: n_critic is a small constant (5)
+            parts = self._critic_fn(replica_slice(real_batches[i]), replica_slice(z_critic[i]),
+                                    replica_slice(alpha[i]))
+            for key, value in zip(sums, parts):
+                sums[key] += value / self.n_critic
+        return {**sums, "gen_loss": self.generator_step(replica_slice(z_gen))}
+
+    def _iteration(self, real_batches):
+        batch = tf.shape(real_batches)[1]
+        iteration = self.iteration.assign_add(1)
+        noise = draw_noise(self.seed, iteration, n_critic=self.n_critic, batch_size=batch, latent_dim=self.latent_dim)
+        if self.strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+            # the default strategy: nothing to distribute (and keras fit() is already in its replica context)
+            return self._replica_iteration(real_batches, *noise)
+        per_replica = self.strategy.run(self._replica_iteration, args=(real_batches, *noise))
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+
     def train_step(self, data):
         """One WGAN-GP iteration from ``data`` = ``[n_critic, B, H, W, C]`` real pairs in [-1, 1]."""
         real_batches = data[0] if isinstance(data, (tuple, list)) else data
-        if real_batches.shape.rank != 5 or (real_batches.shape[0] not in (None, self.n_critic)):
+        shape = real_batches.shape
+        replicas = self.strategy.num_replicas_in_sync
+        if shape.rank != 5 or shape[0] not in (None, self.n_critic):
             raise ValueError(f"train_step expects [n_critic={self.n_critic}, B, H, W, C] real pairs, "
-                             f"got shape {real_batches.shape}")
-        d_losses, ws, gps = [], [], []
-        for i in range(self.n_critic):  # unrolled: n_critic is a small constant (5)
-            d_loss, w, gp = self.critic_step(real_batches[i])
-            d_losses.append(d_loss)
-            ws.append(w)
-            gps.append(gp)
-        g_loss = self.generator_step(tf.shape(real_batches)[1])
-        self.critic_loss_tracker.update_state(tf.reduce_mean(d_losses))
-        self.wasserstein_tracker.update_state(tf.reduce_mean(ws))
-        self.gp_tracker.update_state(tf.reduce_mean(gps))
-        self.gen_loss_tracker.update_state(g_loss)
+                             f"got shape {shape}")
+        if shape[1] is not None and shape[1] % replicas:
+            raise ValueError(f"the GAN minibatch of {shape[1]} pairs must be a multiple of the {replicas} "
+                             f"replicas of the strategy")
+        out = self._iteration_fn(real_batches)
+        self.critic_loss_tracker.update_state(out["critic_loss"])
+        self.wasserstein_tracker.update_state(out["wasserstein"])
+        self.gp_tracker.update_state(out["gp"])
+        self.gen_loss_tracker.update_state(out["gen_loss"])
         return {m.name: m.result() for m in self.metrics}
 
 

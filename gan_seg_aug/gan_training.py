@@ -10,27 +10,34 @@ A run directory holds ``config.json`` (settings + provenance), ``checkpoints/ckp
 (last two), ``samples/iter_XXXXXX.png``, ``tensorboard/`` and, once finished,
 ``generator.weights.h5`` and ``done.json``.  Everything is written atomically.  Interrupted runs
 resume from the last checkpoint and end with the same weights as an uninterrupted run: the real
-minibatches of iteration ``i`` are a function of ``(seed, i)`` only, and the noise generator's
-state is part of the checkpoint.
+minibatches and the noise of iteration ``i`` are functions of ``(seed, i)`` only.
+
+Under a ``tf.distribute`` strategy (``--strategy``) the networks and optimisers are built in its
+scope, batch norm is synchronised over the replicas, and each replica takes its rows of the same
+global minibatch (:mod:`gan_seg_aug.distribute`).  In a multi-worker cluster only the chief writes;
+every worker resumes from the chief's checkpoints, so ``--out`` must be on a shared filesystem.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
+import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .artifacts import atomic_save_npz, atomic_write_bytes, atomic_write_json, provenance, read_json
+from .artifacts import atomic_write_bytes, atomic_write_json, provenance, read_json
 from .config import GANConfig, to_dict, task_spec
 from .encoding import encode_mask
+from .gan_checkpoint import restore_latest, save_checkpoint
 
 # Fields that may change between sessions of one run without changing its trajectory.
-RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every")
+RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution")
+# How the noise of an iteration is drawn (gan.draw_noise); runs of older code drew it otherwise.
+NOISE_SCHEME = "stateless(seed, iteration)"
 N_FIXED_SAMPLES = 16
-KEEP_CHECKPOINTS = 2
 # A full-size SCR iteration on this 2-core CPU (benchmarks/bench_gan.py): ~30 s idle, ~45 s when shared.
 PAPER_CPU_SECONDS_PER_ITER = 30.0
 
@@ -107,50 +114,6 @@ def build_networks(cfg: GANConfig):
     return g, d
 
 
-def _state(model) -> dict:
-    return {"generator": model.generator.variables, "critic": model.critic.variables,
-            "g_optimizer": model.g_optimizer.variables, "d_optimizer": model.d_optimizer.variables,
-            "metrics": [v for m in model.metrics for v in m.variables]}
-
-
-def save_checkpoint(model, ckpt_dir: Path, iteration: int) -> Path:
-    arrays = {f"{group}/{i:04d}": np.asarray(v.numpy()) for group, vs in _state(model).items()
-              for i, v in enumerate(vs)}
-    arrays["rng_state"] = model.rng.state.numpy()
-    arrays["iteration"] = np.int64(iteration)
-    path = atomic_save_npz(ckpt_dir / f"ckpt_{iteration:06d}.npz", **arrays)
-    for old in sorted(ckpt_dir.glob("ckpt_*.npz"))[:-KEEP_CHECKPOINTS]:
-        old.unlink()
-    return path
-
-
-def restore_latest(model, ckpt_dir: Path, log=print) -> int:
-    """Load the newest readable checkpoint into ``model``; returns its iteration (0 if none)."""
-    for path in sorted(ckpt_dir.glob("ckpt_*.npz"), reverse=True):
-        try:
-            with np.load(path) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            log(f"[gan] skipping unreadable checkpoint {path}: {e}")
-            continue
-        pairs = []
-        for group, vs in _state(model).items():
-            n_saved = sum(k.startswith(group + "/") for k in arrays)
-            if n_saved != len(vs):
-                raise ValueError(f"{path}: {group} has {n_saved} saved variables, the model {len(vs)}")
-            for i, v in enumerate(vs):
-                a = arrays[f"{group}/{i:04d}"]
-                if tuple(a.shape) != tuple(v.shape):
-                    raise ValueError(f"{path}: {group} variable {i} ({v.path}) has shape {a.shape}, "
-                                     f"the model {tuple(v.shape)}")
-                pairs.append((v, a))
-        for v, a in pairs:  # assign only once everything matched: no half-restored model
-            v.assign(a)
-        model.rng.reset(arrays["rng_state"])
-        return int(arrays["iteration"])
-    return 0
-
-
 def sample_grid(generator, z, cols: int = 4) -> np.ndarray:
     """uint8 BGR grid: each generated pair as image | raw mask channel side by side (thesis Figs. 5.2, 5.8)."""
     x = np.asarray(generator(z, training=False), dtype=np.float32)
@@ -176,24 +139,36 @@ def _fmt_eta(seconds: float) -> str:
         f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, log=print) -> Path:
-    """Train (or reuse, or resume) the WGAN-GP of one training set; returns the run directory."""
+def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, strategy=None, log=print) -> Path:
+    """Train (or reuse, or resume) the WGAN-GP of one training set; returns the run directory.
+
+    ``strategy``: a ``tf.distribute`` strategy from ``distribute.make_strategy`` (default: one device)."""
     import cv2
     import keras
     import tensorflow as tf
     from tensorflow.core.framework.summary_pb2 import SummaryMetadata
 
+    from . import distribute
     from .gan import WGANGP, make_optimizer
 
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(f"the GAN minibatch of {cfg.batch_size} pairs cannot be split over the {replicas} replicas "
+                         f"of --strategy {distribute.describe(strategy)['strategy']}: use a divisor of it")
     tb_scalar = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
     out_dir = Path(out_dir)
-    ckpt_dir, sample_dir = out_dir / "checkpoints", out_dir / "samples"
+    chief = distribute.is_chief(strategy)
+    # Non-chief workers read the chief's directory and write to a scratch one (deleted at the end).
+    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="gan_seg_aug_worker_"))
+    ckpt_dir, sample_dir, write_ckpt_dir = out_dir / "checkpoints", write_dir / "samples", write_dir / "checkpoints"
 
     # ---- identity of the run: refuse to mix it with a different one
     pairs = RealPairs(cfg, data, train_ids)
     ids_digest = hashlib.sha256("\n".join(sorted(train_ids)).encode()).hexdigest()[:16]
     record = {**to_dict(cfg), "dataset": data.source, "n_train_cases": len(pairs),
-              "train_ids_sha256_16": ids_digest, "train_data_sha256_16": pairs.digest()}
+              "train_ids_sha256_16": ids_digest, "train_data_sha256_16": pairs.digest(), "noise": NOISE_SCHEME,
+              "execution": distribute.describe(strategy)}
     if (out_dir / "config.json").exists():
         _check_same_run(out_dir / "config.json", read_json(out_dir / "config.json"), record)
     done_path = out_dir / "done.json"
@@ -206,22 +181,26 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
             raise ValueError(f"{done_path}: this run already trained {done['iterations']} iterations, more than "
                              f"the {cfg.iterations} asked for; choose another --out")
     # Not reused: the run is unfinished from here on (an extension to more iterations included).
-    done_path.unlink(missing_ok=True)
-    if not resume:  # start over: drop what a previous session of this same run left
+    if chief:
+        done_path.unlink(missing_ok=True)
+    if not resume and chief:  # start over: drop what a previous session of this same run left
         for p in [out_dir / "generator.weights.h5", *ckpt_dir.glob("ckpt_*.npz"),
                   *(out_dir / "tensorboard").glob("events.*")]:
             p.unlink(missing_ok=True)
     record["provenance"] = provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed,
                                       iterations=cfg.iterations)
-    atomic_write_json(out_dir / "config.json", record)
+    atomic_write_json(write_dir / "config.json", record)
 
-    # ---- networks, optimisers (Tables 4.1 / 4.3), noise generator
-    keras.utils.set_random_seed(cfg.seed)
-    generator, critic = build_networks(cfg)
-    model = WGANGP(generator, critic, latent_dim=cfg.latent_dim, gp_lambda=cfg.gp_lambda,
-                   n_critic=cfg.n_critic, seed=cfg.seed)
-    model.compile(g_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2),
-                  d_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2))
+    # ---- networks, optimisers (Tables 4.1 / 4.3)
+    with strategy.scope():
+        keras.utils.set_random_seed(cfg.seed)
+        generator, critic = build_networks(cfg)
+        if replicas > 1:
+            distribute.synchronize_batch_norm(generator, critic)
+        model = WGANGP(generator, critic, latent_dim=cfg.latent_dim, gp_lambda=cfg.gp_lambda,
+                       n_critic=cfg.n_critic, seed=cfg.seed, strategy=strategy, jit_compile=cfg.jit_compile)
+        model.compile(g_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2),
+                      d_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2))
     start = restore_latest(model, ckpt_dir, log) if resume else 0
     if start > cfg.iterations:
         raise ValueError(f"{ckpt_dir}: the newest checkpoint is at iteration {start}, past the "
@@ -232,7 +211,8 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         f"{cfg.iterations} iterations of {cfg.n_critic} critic steps + 1 generator step, batch {cfg.batch_size}, "
         f"lambda {cfg.gp_lambda}, Adam({cfg.learning_rate}, {cfg.beta_1}, {cfg.beta_2}), critic norm "
         f"{cfg.critic_norm}, {cfg.precision}; {len(pairs)} training cases ({data.source}); "
-        f"G {generator.count_params():,} / D {critic.count_params():,} parameters; device {'GPU' if gpu else 'CPU'}")
+        f"G {generator.count_params():,} / D {critic.count_params():,} parameters; device {'GPU' if gpu else 'CPU'}, "
+        f"{_fmt_execution(distribute.describe(strategy), cfg.jit_compile)}")
     if cfg.profile == "paper" and not gpu:
         days = cfg.iterations * PAPER_CPU_SECONDS_PER_ITER / 86400
         log(f"[gan] note: no GPU: a full-size SCR iteration measured ~{PAPER_CPU_SECONDS_PER_ITER:.0f} s or more on "
@@ -241,7 +221,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
 
     # ---- the loop
     fixed_z = np.random.default_rng([cfg.seed, 0]).standard_normal((N_FIXED_SAMPLES, cfg.latent_dim)).astype(np.float32)
-    writer = tf.summary.create_file_writer(str(out_dir / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(write_dir / "tensorboard"))
     log_every = max(1, min(25, cfg.iterations // 100))
     metrics, t_window, it_window, t_session = {}, time.time(), start, time.time()
     for it in range(start + 1, cfg.iterations + 1):
@@ -270,8 +250,12 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                 raise RuntimeError(f"could not encode the sample grid of iteration {it} as PNG")
             atomic_write_bytes(sample_dir / f"iter_{it:06d}.png", png.tobytes())
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-            save_checkpoint(model, ckpt_dir, it)
+            save_checkpoint(model, write_ckpt_dir, it)
     writer.close()
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+        log(f"[gan] worker done; the chief writes {out_dir}")
+        return out_dir
 
     # ---- the product: the generator's weights, then done.json (its presence = finished)
     tmp = out_dir / ".generator.tmp.weights.h5"  # Keras insists on the .weights.h5 suffix
@@ -283,6 +267,12 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         "provenance": provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed, iterations=cfg.iterations)})
     log(f"[gan] done: {out_dir / 'generator.weights.h5'}")
     return out_dir
+
+
+def _fmt_execution(execution: dict, jit_compile: bool) -> str:
+    text = f"--strategy {execution['strategy']} ({execution['replicas']} replica{'s' if execution['replicas'] > 1 else ''}"
+    text += f", {execution['workers']} workers)" if "workers" in execution else ")"
+    return text + (", XLA" if jit_compile else "")
 
 
 def read_gan_config(gan_dir) -> GANConfig:

@@ -20,14 +20,18 @@ A run directory holds ``config.json``, ``history.csv`` (iteration, train_loss, v
 early-stopping state, history and the best weights so far), and, when finished,
 ``best.weights.h5`` and ``train_done.json``.  Everything is written atomically; an interrupted
 run resumes from its last checkpoint, a finished one is reused.
+
+Under ``--strategy`` the model and optimizer are built in the strategy's scope and every replica
+takes its rows of each global minibatch; in a multi-worker cluster only the chief writes and every
+worker resumes from the chief's checkpoints (:mod:`gan_seg_aug.distribute`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,11 +40,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .artifacts import atomic_save_npz, atomic_write_csv, atomic_write_json, provenance, read_json
+from .artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 from .config import UNetConfig, task_spec, to_dict
 from .early_stopping import EarlyStopping
 from .precision import set_precision
+from .unet_checkpoint import load_checkpoint, save_checkpoint, save_weights
 
+
+# Settings that change how a step is executed, not what it computes: a run may resume with others.
+EXECUTION_FIELDS = ("jit_compile",)
 
 # Not stated in the thesis.  The authors' code derives from the WGAN-GP code (§4.2), which uses
 # TF1's tf.train.AdamOptimizer and its default epsilon 1e-8 (Keras' default is 1e-7).
@@ -57,20 +65,42 @@ def pixel_cross_entropy(labels, logits) -> tf.Tensor:
     return tf.reduce_mean(ce)
 
 
-def make_train_step(model, optimizer):
-    """The update step: ``step(images, labels) -> {"loss": loss before the update}``.
+def make_train_step(model, optimizer, *, strategy=None, jit_compile: bool = False):
+    """The update step: ``step(images, labels) -> {"loss": the minibatch loss before the update}``.
 
     A ``tf.function`` closing over ``model`` and ``optimizer``; everything it measures is returned.
+    The loss is Eq. 2.42's mean over every pixel of the minibatch, computed as the mean over images
+    of each image's pixel mean (the same number, as every image has the same number of pixels) so
+    that under a ``strategy`` (model and optimizer built in its scope) each replica can take its
+    own rows and average over the GLOBAL batch; the optimizer sums the replicas' gradients
+    (:mod:`gan_seg_aug.distribute`).  ``jit_compile``: XLA, one replica only (docs/decisions.md §9).
     """
+    from .distribute import replica_slice
+
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if jit_compile and replicas > 1:
+        raise ValueError("jit_compile=True needs a single replica: the optimiser's cross-replica all-reduce "
+                         "cannot run inside an XLA cluster; use --strategy default or no XLA")
+
+    def replica_step(images, labels):
+        images, labels = replica_slice(images), replica_slice(labels)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(images, training=True), tf.float32)
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+            loss = tf.nn.compute_average_loss(tf.reduce_mean(ce, axis=[1, 2]))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))  # sums over replicas
+        return loss
 
     # autograph off: nothing here branches on tensors, and conversion costs seconds of tracing.
-    @tf.function(autograph=False, reduce_retracing=True)
+    @tf.function(autograph=False, reduce_retracing=True, jit_compile=True if jit_compile else None)
     def train_step(images, labels):
-        with tf.GradientTape() as tape:
-            loss = pixel_cross_entropy(labels, model(images, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return {"loss": loss}
+        if images.shape[0] is not None and images.shape[0] % replicas:
+            raise ValueError(f"the minibatch of {images.shape[0]} pairs must be a multiple of the {replicas} "
+                             f"replicas of the strategy")
+        loss = strategy.run(replica_step, args=(images, labels))
+        return {"loss": strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)}
 
     return train_step
 
@@ -99,21 +129,30 @@ def make_validation_loss(model, images, labels, batch_size: int):
     return validation_loss
 
 
-def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=None, log=print) -> dict:
+def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=None, strategy=None,
+               log=print) -> dict:
     """Train one U-Net of paper Tables II / IV on ``fold`` and return the training summary.
 
     ``data``: a :class:`~gan_seg_aug.data.base.TaskData` (resized here to ``cfg.height x cfg.width``);
     ``fold``: a split fold with "train" and "val" case ids; ``sampler``: a
     :class:`~gan_seg_aug.pipeline.GeneratorSampler` (required when ``cfg.n_generated > 0``);
     ``aug``: :class:`~gan_seg_aug.augment.AugParams` at the training resolution (required exactly
-    when ``cfg.augment``).  Returns ``{"iterations", "best_iteration", "best_val_loss",
+    when ``cfg.augment``); ``strategy``: from ``distribute.make_strategy`` (default: one device).  Returns ``{"iterations", "best_iteration", "best_val_loss",
     "stopped_by" ("early_stopping" | "max_iterations"), "history", ...}``.
     """
+    from . import distribute
     from .models import build_unet
     from .pipeline import make_train_dataset
 
     out = Path(out_dir)
+    strategy = strategy or tf.distribute.get_strategy()
     _check_inputs(cfg, data, fold, sampler, aug)
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"the minibatch of {cfg.batch_size} pairs ({cfg.network_id}) cannot be split over the "
+                         f"{strategy.num_replicas_in_sync} replicas of the strategy: use a divisor of it")
+    # Non-chief workers of a cluster read the chief's directory and write to a scratch one.
+    chief = distribute.is_chief(strategy)
+    wdir = out if chief else Path(tempfile.mkdtemp(prefix="gan_seg_aug_worker_"))
     identity = {"config": to_dict(cfg), "aug": None if aug is None else dataclasses.asdict(aug)}
     if (out / "train_done.json").exists():
         _check_same_run(out, identity)
@@ -124,23 +163,24 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     if (out / "config.json").exists():
         _check_same_run(out, identity)
     else:
-        atomic_write_json(out / "config.json", {**identity, "fold": fold.get("fold"), "n_train": len(fold["train"]),
-                                                "n_val": len(fold["val"]), **provenance(
-                                                    profile=cfg.profile, dataset=data.source, seed=cfg.seed)})
+        atomic_write_json(wdir / "config.json", {**identity, "fold": fold.get("fold"), "n_train": len(fold["train"]),
+                                                 "n_val": len(fold["val"]), "execution": distribute.describe(strategy),
+                                                 **provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed)})
 
     spec = task_spec(cfg.task)
     small = data.resized(cfg.height, cfg.width)
     train_idx, val_idx = small.indices(fold["train"]), small.indices(fold["val"])
     # cfg.precision "mixed_bfloat16": layers compute in bfloat16; variables, logits and loss stay float32.
-    with set_precision(cfg.precision):
+    with set_precision(cfg.precision), strategy.scope():
         keras.utils.set_random_seed(cfg.seed)
         model = build_unet(cfg.task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
-    optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2, epsilon=ADAM_EPSILON)
-    optimizer.build(model.trainable_variables)
+        optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
+                                          epsilon=ADAM_EPSILON)
+        optimizer.build(model.trainable_variables)
     es = EarlyStopping(cfg.min_iterations, cfg.patience)
     it, history, best_weights = 0, [], None
 
-    state = _load_checkpoint(out, model, optimizer)
+    state = load_checkpoint(out, model, optimizer)
     if state is not None:
         it, history, best_weights = state["iteration"], state["history"], state["best_weights"]
         es = EarlyStopping.from_state(state["early_stopping"])
@@ -153,7 +193,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
                                  n_generated=cfg.n_generated, sampler=sampler, n_classes=spec.n_classes,
                                  aug=aug, seed=cfg.seed + 1_000_003 * it)
     batches = iter(dataset)
-    step = make_train_step(model, optimizer)
+    step = make_train_step(model, optimizer, strategy=strategy, jit_compile=cfg.jit_compile)
     validation_loss = make_validation_loss(model, small.images[val_idx], small.labels[val_idx], cfg.batch_size)
 
     stopped_by = _stop_reason(cfg, es, it) if state is not None else None
@@ -175,15 +215,17 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
         history.append({"iteration": it, "train_loss": float(np.mean(window)), "val_loss": val})
         window = []
         stopped_by = _stop_reason(cfg, es, it)
-        _save_checkpoint(out, model, optimizer, it, es, history, best_weights)
-        _write_history(out, history)
+        save_checkpoint(wdir, model, optimizer, it, es, history, best_weights)
+        _write_history(wdir, history)
         log(_progress(cfg, es, history[-1], improved, it - resumed_from, time.perf_counter() - t_start))
 
     if stopped_by == "max_iterations":
         log(f"[{cfg.network_id}] stopped by the profile's cap of {cfg.max_iterations} iterations, before the "
             f"thesis rule would have (earliest rule stop: iteration {es.earliest_stop()})")
     model.set_weights(best_weights)  # thesis §4.2: the parameters at the validation-loss minimum
-    _save_weights(model, out / "best.weights.h5")
+    out_final = out
+    out = wdir  # what follows is written by the chief only (a scratch directory elsewhere)
+    save_weights(model, out / "best.weights.h5")
     summary = {"network_id": cfg.network_id, "iterations": it, "best_iteration": es.best_iteration,
                "best_val_loss": es.best_loss, "stopped_by": stopped_by, "earliest_rule_stop": es.earliest_stop(),
                "min_iterations": cfg.min_iterations, "patience": cfg.patience, "val_every": cfg.val_every,
@@ -195,8 +237,10 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     # Checkpoints only serve resuming; train_done.json + best.weights.h5 are the result.
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     (out / "checkpoint.json").unlink(missing_ok=True)
+    if not chief:
+        shutil.rmtree(wdir, ignore_errors=True)
     log(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at iteration "
-        f"{es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
+        f"{es.best_iteration}; weights restored from there -> {out_final / 'best.weights.h5'}")
     return summary
 
 
@@ -249,7 +293,8 @@ def _check_same_run(out: Path, identity: dict):
     would mix two experiments in one result."""
     saved = read_json(out / "config.json")
     mine = _jsonable(identity)
-    differ = [k for k in mine["config"] if (saved.get("config") or {}).get(k) != mine["config"][k]]
+    differ = [k for k in mine["config"] if k not in EXECUTION_FIELDS
+              and (saved.get("config") or {}).get(k) != mine["config"][k]]
     if saved.get("aug") != mine["aug"]:
         differ.append("aug")
     if differ:
@@ -260,54 +305,3 @@ def _check_same_run(out: Path, identity: dict):
 def _jsonable(obj):
     """``obj`` as it reads back from JSON (tuples become lists), for comparing with a saved config."""
     return json.loads(json.dumps(obj))
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def _save_weights(model, path: Path):
-    """``model.save_weights`` to a temporary name in the same directory, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keras needs the .weights.h5 suffix
-    model.save_weights(str(tmp))
-    os.replace(tmp, path)
-
-
-def _save_checkpoint(out: Path, model, optimizer, it, es, history, best_weights):
-    """Write ``checkpoints/it-N/`` completely, then switch ``checkpoint.json`` to it (atomic rename),
-    then delete older checkpoints: whatever the moment of an interruption, the pointer names a
-    complete, self-consistent checkpoint."""
-    name = f"it-{it:07d}"
-    d = out / "checkpoints" / name
-    shutil.rmtree(d, ignore_errors=True)  # a half-written one from an interrupted save
-    d.mkdir(parents=True)
-    _save_weights(model, d / "model.weights.h5")
-    atomic_save_npz(d / "optimizer.npz", **{f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-    atomic_save_npz(d / "best.npz", **{f"w{i}": w for i, w in enumerate(best_weights or [])})
-    atomic_write_json(d / "state.json", {"iteration": it, "early_stopping": es.state_dict(), "history": history})
-    atomic_write_json(out / "checkpoint.json", {"dir": f"checkpoints/{name}", "iteration": it})
-    for old in (out / "checkpoints").iterdir():
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(out: Path, model, optimizer):
-    """Restore model and optimizer in place; return the rest of the state, or None without a checkpoint."""
-    pointer = out / "checkpoint.json"
-    if not pointer.exists():
-        return None
-    d = out / read_json(pointer)["dir"]
-    try:
-        state = read_json(d / "state.json")
-        model.load_weights(str(d / "model.weights.h5"))
-        with np.load(d / "optimizer.npz") as z:
-            saved = [z[f"v{i}"] for i in range(len(z.files))]
-        with np.load(d / "best.npz") as z:
-            best = [z[f"w{i}"] for i in range(len(z.files))] or None
-    except (FileNotFoundError, OSError, ValueError, KeyError) as e:
-        raise ValueError(f"{d}: checkpoint unreadable ({e}); delete {pointer} to restart this run from scratch") from e
-    if len(saved) != len(optimizer.variables) or any(s.shape != tuple(v.shape) for s, v in
-                                                     zip(saved, optimizer.variables)):
-        raise ValueError(f"{d}/optimizer.npz does not match this model's optimizer; delete {pointer} to restart")
-    for v, s in zip(optimizer.variables, saved):
-        v.assign(s)
-    return {"iteration": int(state["iteration"]), "early_stopping": state["early_stopping"],
-            "history": state["history"], "best_weights": best}

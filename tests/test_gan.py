@@ -5,7 +5,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from gan_seg_aug.gan import WGANGP, gradient_penalty, make_optimizer  # noqa: E402
+from gan_seg_aug.gan import WGANGP, draw_noise, gradient_penalty, make_optimizer  # noqa: E402
 
 B, H, W, C = 4, 8, 8, 2  # tiny pairs: one image channel + one mask channel
 
@@ -83,9 +83,9 @@ class SpyWGANGP(WGANGP):
         super().__init__(*a, **k)
         self.seen = tf.Variable(tf.zeros((0,)), shape=tf.TensorShape([None]), trainable=False)
 
-    def critic_step(self, real):
+    def critic_step(self, real, z, alpha):
         self.seen.assign(tf.concat([self.seen, [tf.reduce_mean(real)]], 0))
-        return super().critic_step(real)
+        return super().critic_step(real, z, alpha)
 
 
 def make_model(cls=WGANGP, seed=0):
@@ -113,16 +113,37 @@ def test_iteration_runs_five_critic_steps_on_fresh_batches_and_one_generator_ste
 def test_losses_follow_the_wgan_gp_definitions():
     m = make_model()
     real = tf.random.uniform((B, H, W, C), -1, 1, seed=3)
-    loss, w, gp = m.critic_step(real)
+    z, alpha, _ = draw_noise(0, 1, n_critic=1, batch_size=B, latent_dim=8)
+    loss, w, gp = m.critic_step(real, z[0], alpha[0])
     assert float(loss) == pytest.approx(-float(w) + 10.0 * float(gp), rel=1e-5, abs=1e-6)
     assert float(gp) >= 0.0
 
 
-def test_alpha_is_drawn_per_sample_and_noise_is_reproducible():
-    a = make_model(seed=5).draw_alpha(16).numpy()
-    assert a.shape == (16, 1, 1, 1)
-    assert len(np.unique(a)) == 16 and a.min() >= 0.0 and a.max() < 1.0
-    np.testing.assert_array_equal(make_model(seed=5).draw_alpha(16).numpy(), a)
+def test_alpha_is_drawn_per_sample_and_noise_is_a_function_of_seed_and_iteration():
+    z, a, zg = (t.numpy() for t in draw_noise(5, 7, n_critic=5, batch_size=16, latent_dim=8))
+    assert a.shape == (5, 16, 1, 1, 1)
+    assert len(np.unique(a)) == 5 * 16 and a.min() >= 0.0 and a.max() < 1.0
+    assert abs(z.mean()) < 0.2 and 0.8 < z.std() < 1.2
+    again = draw_noise(5, 7, n_critic=5, batch_size=16, latent_dim=8)
+    for x, y in zip((z, a, zg), again):
+        np.testing.assert_array_equal(x, y.numpy())
+    assert not np.allclose(draw_noise(5, 8, n_critic=5, batch_size=16, latent_dim=8)[0].numpy(), z)
+    assert not np.allclose(draw_noise(6, 7, n_critic=5, batch_size=16, latent_dim=8)[0].numpy(), z)
+
+
+def test_the_iteration_counter_selects_the_noise_so_a_restored_counter_repeats_an_iteration():
+    data = tf.random.uniform((5, B, H, W, C), -1, 1, seed=4)
+    m1, m2 = make_model(seed=1), make_model(seed=1)
+    m1.train_step(data)
+    m2.iteration.assign(1)  # m2 is at "iteration 1 done" with the initial weights: its next noise differs
+    w1 = [v.numpy() for v in m1.generator.trainable_variables]
+    m2.train_step(data)
+    assert int(m1.iteration) == 1 and int(m2.iteration) == 2
+    assert any(not np.allclose(a, v.numpy()) for a, v in zip(w1, m2.generator.trainable_variables))
+    m3 = make_model(seed=1)
+    m3.train_step(data)
+    for a, v in zip(w1, m3.generator.trainable_variables):
+        np.testing.assert_allclose(v.numpy(), a, rtol=1e-5, atol=1e-6)
 
 
 def test_wrong_input_shape_is_refused():
@@ -148,6 +169,7 @@ def test_mixed_bfloat16_keeps_losses_and_penalty_in_float32():
         g, d = tiny_generator(), tiny_critic()
     m = WGANGP(g, d, latent_dim=8)
     m.compile(g_optimizer=make_optimizer(), d_optimizer=make_optimizer())
-    loss, w, gp = m.critic_step(tf.random.uniform((B, H, W, C), -1, 1, seed=2))
+    z, alpha, _ = draw_noise(0, 1, n_critic=1, batch_size=B, latent_dim=8)
+    loss, w, gp = m.critic_step(tf.random.uniform((B, H, W, C), -1, 1, seed=2), z[0], alpha[0])
     assert {t.dtype for t in (loss, w, gp)} == {tf.float32}
     assert all(np.isfinite(float(t)) for t in (loss, w, gp))

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug import distribute, precision
-from gan_seg_aug.gan import make_optimizer
+from gan_seg_aug import precision
+from gan_seg_aug.gan import WGANGP, make_optimizer
 from gan_seg_aug.models import build_critic, build_generator, build_unet
+from gan_seg_aug.train import make_train_step
 
 LOSS_RTOL, SGD_UPDATE_RTOL, ADAM_GAN_RTOL = 0.02, 0.05, 0.20
-ONE = tf.distribute.get_strategy()
 
 
 def _flat(variables):
@@ -43,7 +43,7 @@ def _unet_step(policy, optimizer):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
     y = (x[..., 0] > 0).astype(np.int32)
-    loss = float(distribute.distributed_unet_step(ONE, model, optimizer, global_batch_size=4)(x, y)["loss"])
+    loss = float(make_train_step(model, optimizer)(x, y)["loss"])
     return loss, w0, _flat(model.trainable_variables), model
 
 
@@ -52,15 +52,13 @@ def _gan_iteration(policy, make_opt):
         keras.utils.set_random_seed(0)
         g = build_generator("scr_lung", height=16, width=16, width_div=64, latent_dim=8)
         d = build_critic("scr_lung", height=16, width=16, width_div=16, norm="batch")
-    g_opt, d_opt = make_opt(), make_opt()
-    g_opt.build(g.trainable_variables)
-    d_opt.build(d.trainable_variables)
+    gan = WGANGP(g, d, latent_dim=8, n_critic=2)
+    gan.compile(g_optimizer=make_opt(), d_optimizer=make_opt())
     w0 = _flat(g.trainable_variables + d.trainable_variables)
     real = np.random.default_rng(0).uniform(-1, 1, (2, 4, 16, 16, 2)).astype(np.float32)
-    step = distribute.distributed_gan_iteration(ONE, g, d, g_opt, d_opt, global_batch_size=4, n_critic=2)
-    metrics = step(tf.constant(real), *distribute.draw_gan_noise(0, 1, n_critic=2, batch_size=4, latent_dim=8))
+    metrics = gan.train_step(tf.constant(real))
     return ({k: float(v) for k, v in metrics.items()}, w0, _flat(g.trainable_variables + d.trainable_variables),
-            (g, d, d_opt))
+            (g, d, gan.d_optimizer))
 
 
 def _rel(a, b):

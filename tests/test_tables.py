@@ -245,6 +245,16 @@ def test_print_commands_gan_stage_first(tmp_path):
     assert len(unets) == 34 and all(u.startswith("python ") and "train_gan" not in u for u in unets)
     assert sum("--fold 2 --mix 8-8 --aug" in u for u in unets) == 1
     assert all("--fold" not in u for u in unets if "cityscapes.py" in u)
+    assert not any("--strategy" in line for line in out)
+
+
+def test_print_commands_pass_the_strategy_to_every_run(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / "experiments" / "tables.py"), "--table", "IV", "--profile",
+                          "paper", "--print-commands", "--strategy", "mirrored", "--runs-dir", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    commands = [line for line in out if line.startswith("python ")]
+    assert len(commands) == 1 + 6  # the Cityscapes GAN, then Table IV's six U-Nets
+    assert all(" --strategy mirrored " in c for c in commands)
 
 
 def test_cli_rejects_bad_arguments(tmp_path):

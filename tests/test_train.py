@@ -127,8 +127,8 @@ _REAL_STEP = T.make_train_step
 def _counting_step(calls, fail_after=None):
     real = _REAL_STEP
 
-    def make(model, optimizer):
-        step = real(model, optimizer)
+    def make(model, optimizer, **kwargs):
+        step = real(model, optimizer, **kwargs)
 
         def counted(images, labels):
             if fail_after is not None and len(calls) >= fail_after:
