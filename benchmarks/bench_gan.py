@@ -1,64 +1,49 @@
 #!/usr/bin/env python
-"""How fast is one WGAN-GP iteration, and how close to this machine's peak is it?
+"""How fast is one WGAN-GP iteration, float32 vs mixed_bfloat16, and how close to this machine's peak?
 
-``python benchmarks/bench_gan.py [--task scr_lung|cityscapes] [--reps 3] [--quick]``
+``python benchmarks/bench_gan.py [--task scr_lung|cityscapes] [--quick | --profile paper|cpu|smoke]
+[--precision float32,mixed_bfloat16] [--critic-norm batch|layer|none] [--rounds N] [--warmup N]
+[--out results/bench/gan.json]``
 
-Times, after warm-up (tracing and graph optimisation excluded): one critic step, one generator
-step and one full iteration (5 critic steps on fresh minibatches + 1 generator step, thesis
-Algorithm 4) at the paper's FULL size (Tables 4.1 / 4.3: SCR 256x256, batch 16; Cityscapes
-128x256, batch 8).  ``--quick`` runs the smoke-profile size instead (a dry run of the script).
+Times ``WGANGP.train_step(real_batches)`` -- ONE full iteration of thesis Algorithm 4 (5 critic
+updates, each on its own real minibatch, then 1 generator update; ``real_batches`` is
+``[n_critic, B, H, W, C]``) -- at the paper's FULL size by default (Tables 4.1 / 4.3: SCR 256x256,
+batch 16; Cityscapes 128x256, batch 8); ``--quick`` = the ``cpu`` profile's networks.  Nothing
+else is timed: the per-step methods are internal to the iteration.
 
-Analytic FLOP count (``gan_seg_aug/flops.py``, where the convention is argued): multiply-adds
-x 2 of the conv / transposed-conv / dense layers only (batch norm, ReLU, tanh, the optimiser and
-other element-wise work are not counted -- memory-bound and small next to the convolutions).
-With F_G, F_D one forward pass of generator / critic over the minibatch, and a training pass
-(forward + input and weight gradients) ~ 3 F:
+Analytic FLOPs (``gan_seg_aug/flops.py``, where the convention is argued): 2 x the multiply-adds
+of the conv / transposed-conv / dense layers only, 5 x (F_G + 12 F_D) + 3 F_G + 2 F_D per
+iteration.  Batch norm (and its second-order gradient through the penalty), ReLU and Adam are
+real time but are not counted.
 
-* critic step = F_G (make fakes, no gradient) + 3 F_D (real) + 3 F_D (fake)
-  + 6 F_D for the gradient penalty: forward on x̂ (1), input gradient (1), and the weight
-  gradient of the penalty, which backpropagates through both of those graphs (2 + 2).
-  Total F_G + 12 F_D.
-* generator step = 3 F_G + 2 F_D (critic forward + input gradient only).
-* iteration = 5 critic steps + 1 generator step.
-
-Peak: the best of a few 4096 x 4096 float32 ``tf.linalg.matmul`` (2 n^3 FLOPs) timed in the same
-run.  The last line printed is ONE JSON object with every figure.
+All precisions are built in this ONE process and measured interleaved, like ``bench_unet.py``:
+every round measures the peak (``hardware.measure_peak``: float32 and bfloat16 matmul / 3x3 conv)
+and then one iteration of each precision, so that the other jobs of a shared machine hit them
+alike.  Fractions of peak and the bf16 speed-up are per-round ratios, median over rounds; ms and
+GFLOP/s use the fastest round.  The last line printed is ONE JSON object with every figure.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+GOAL_FRACTION_OF_F32_PEAK = 0.70  # issue 7: a WGAN-GP iteration at >= 70 % of the measured float32 peak
 
 
-def matmul_peak(n: int, reps: int) -> float:
-    """GFLOP/s of an n x n float32 matmul (best of ``reps``, after one warm-up)."""
-    import tensorflow as tf
-
-    from gan_seg_aug.hardware import time_call
-
-    a = tf.random.normal((n, n), seed=1)
-    b = tf.random.normal((n, n), seed=2)
-    return 2 * n ** 3 / min(time_call(lambda: tf.linalg.matmul(a, b), repeats=reps)) / 1e9
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Time WGAN-GP critic / generator steps and iterations at full size.")
-    p.add_argument("--task", choices=("scr_lung", "cityscapes"), default="scr_lung")
-    p.add_argument("--reps", type=int, default=3, help="timed repetitions of each measurement (best is reported)")
-    p.add_argument("--critic-norm", choices=("batch", "layer", "none"), default="batch")
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
-    p.add_argument("--quick", action="store_true", help="smoke-profile size and a 1024 matmul: a dry run")
-    args = p.parse_args(argv)
-    if args.reps < 1:
-        p.error(f"--reps must be >= 1, got {args.reps}")
-
+def build_iteration(task: str, precision: str, *, profile: str = "paper", critic_norm: str = "batch", seed: int = 0):
+    """``(iteration, record)``: a call running one ``WGANGP.train_step`` on fixed real minibatches,
+    and what it computes (size, parameters, analytic GFLOP per iteration, first-call seconds)."""
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -67,56 +52,125 @@ def main(argv=None) -> int:
     from gan_seg_aug.gan import WGANGP, make_optimizer
     from gan_seg_aug.gan_training import build_networks
 
-    cfg = gan_config(args.task, "smoke" if args.quick else "paper", critic_norm=args.critic_norm,
-                     precision=args.precision)
+    cfg = gan_config(task, profile, critic_norm=critic_norm, precision=precision)
+    keras.utils.set_random_seed(seed)
     g, d = build_networks(cfg)
     model = WGANGP(g, d, latent_dim=cfg.latent_dim, gp_lambda=cfg.gp_lambda, n_critic=cfg.n_critic)
     model.compile(g_optimizer=make_optimizer(), d_optimizer=make_optimizer())
     shape = (cfg.n_critic, cfg.batch_size, cfg.height, cfg.width, g.output.shape[-1])
-    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32))
-    batch = tf.constant(cfg.batch_size)
-    steps = {
-        "critic_step": lambda: float(model.critic_step(real[0])[0]),
-        "generator_step": lambda: float(model.generator_step(batch)),
-        "iteration": lambda: float(model.train_step(real)["gen_loss"]),
-    }
-    device = hardware.describe_device()
-    print(f"{args.task} {cfg.height}x{cfg.width}, batch {cfg.batch_size}, width_div {cfg.gan_width_div}, "
-          f"critic norm {cfg.critic_norm}, {cfg.precision}: "
-          f"G {g.count_params():,} / D {d.count_params():,} parameters; "
-          f"{hardware.format_device(device)}", flush=True)
-    warm = {}
-    for name, fn in steps.items():  # the first call traces and optimises the graph
-        t = time.perf_counter()
-        fn()
-        warm[name] = time.perf_counter() - t
-        print(f"warm-up {name}: {warm[name]:.2f} s", flush=True)
+    real = tf.constant(np.random.default_rng(seed).uniform(-1, 1, shape).astype(np.float32))
 
+    def iteration():
+        return model.train_step(real)
+
+    first = hardware.time_call(iteration, repeats=1, warmup=0)[0]  # traces and optimises the graphs
     b = cfg.batch_size
-    counts = {"critic_step": flops.critic_step_flops(g, d, b), "generator_step": flops.generator_step_flops(g, d, b),
-              "iteration": flops.wgan_gp_iteration_flops(g, d, b, cfg.n_critic)}
-    res = {"task": args.task, "height": cfg.height, "width": cfg.width, "batch": b,
-           "width_div": cfg.gan_width_div, "critic_norm": cfg.critic_norm,
-           "precision": cfg.precision, "quick": args.quick, "reps": args.reps,
-           "forward_gflop_per_sample": {"generator": flops.forward_flops(g) / 1e9,
-                                        "critic": flops.forward_flops(d) / 1e9},
-           "warmup_s": warm, "device": device}
-    for name, fn in steps.items():
-        times = hardware.time_call(fn, repeats=args.reps, warmup=0)
-        best = min(times)
-        res[name] = {"ms": round(best * 1e3, 2), "all_ms": [round(t * 1e3, 2) for t in times],
-                     "gflop": round(counts[name] / 1e9, 3), "gflops_per_s": round(counts[name] / best / 1e9, 2)}
-        print(f"{name:15s} {best * 1e3:10.1f} ms  {counts[name] / 1e9:9.1f} GFLOP  "
-              f"{counts[name] / best / 1e9:7.1f} GFLOP/s", flush=True)
-    n = 1024 if args.quick else 4096
-    peak = matmul_peak(n, max(args.reps, 2))
-    res["peak_matmul"] = {"n": n, "gflops_per_s": round(peak, 2)}
-    res["iteration"]["fraction_of_peak"] = round(res["iteration"]["gflops_per_s"] / peak, 3)
-    res["days_per_10k_iterations"] = round(10_000 * res["iteration"]["ms"] / 1e3 / 86400, 2)
-    print(f"peak ({n}^2 float32 matmul): {peak:.1f} GFLOP/s; an iteration reaches "
-          f"{res['iteration']['fraction_of_peak']:.0%} of it; 10,000 iterations at this speed: "
-          f"{res['days_per_10k_iterations']} days")
-    print(json.dumps(res))
+    record = {"task": task, "profile": profile, "policy": precision, "height": cfg.height, "width": cfg.width,
+              "batch": b, "width_div": cfg.gan_width_div, "critic_norm": cfg.critic_norm, "n_critic": cfg.n_critic,
+              "parameters": {"generator": int(g.count_params()), "critic": int(d.count_params())},
+              "forward_gflop_per_sample": {"generator": flops.forward_flops(g) / 1e9,
+                                           "critic": flops.forward_flops(d) / 1e9},
+              "gflop_per_step": flops.wgan_gp_iteration_flops(g, d, b, cfg.n_critic) / 1e9,
+              "compile_s": first}
+    return iteration, record
+
+
+def interleaved_rounds(steps: dict, rounds: int, *, warmup: int = 0, extra=None, log=None) -> dict:
+    """Measure the peak, then one call of each step (then ``extra()``, if given), ``rounds`` times.
+
+    ``steps``: name -> call (its result is blocked on).  Returns ``{"times_s": {name: [wall s per
+    round]}, "cpu_s": {name: [process CPU s per round]}, "peaks": [hardware.measure_peak() per
+    round], "extra": [extra() per round]}``.  Ratios should be taken within a round.
+    """
+    from gan_seg_aug import hardware
+
+    for step in steps.values() if warmup else ():
+        hardware.time_call(step, repeats=warmup, warmup=0)
+    out = {"times_s": {name: [] for name in steps}, "cpu_s": {name: [] for name in steps}, "peaks": [], "extra": []}
+    for r in range(rounds):
+        out["peaks"].append(hardware.measure_peak(repeats=2))
+        for name, step in steps.items():
+            cpu = time.process_time()
+            out["times_s"][name].append(hardware.time_call(step, repeats=1, warmup=0)[0])
+            out["cpu_s"][name].append(time.process_time() - cpu)
+        if extra is not None:
+            out["extra"].append(extra())
+        if log:
+            log(f"round {r + 1}/{rounds}: peak float32 {out['peaks'][-1]['float32_gflops']:.0f} GFLOP/s | "
+                + " | ".join(f"{name} {t[-1]:.2f} s" for name, t in out["times_s"].items()))
+    return out
+
+
+def summarise(records: dict, measured: dict, prefix: str = "") -> list:
+    """Rows of ``bench_unet.summarise`` (ms, GFLOP/s, fractions of peak, x vs float32, all
+    per-round medians) for ``records`` = precision -> record with ``gflop_per_step``, whose
+    rounds are ``measured[...][prefix + precision]`` of :func:`interleaved_rounds`."""
+    from bench_unet import summarise as summarise_rounds
+
+    speed = {"variants": {p: {**rec, "times_s": measured["times_s"][prefix + p], "cpu_s": measured["cpu_s"][prefix + p]}
+                          for p, rec in records.items()},
+             "peaks": measured["peaks"]}
+    return summarise_rounds(speed, {})
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--task", choices=("scr_lung", "cityscapes"), default="scr_lung")
+    p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default="paper", help="network size (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="same as --profile cpu")
+    p.add_argument("--precision", default=",".join(PRECISIONS), help="comma-separated subset of %(default)s, "
+                                                                     "interleaved in one process")
+    p.add_argument("--critic-norm", choices=("batch", "layer", "none"), default="batch")
+    p.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default 3 full size, 6 otherwise)")
+    p.add_argument("--warmup", type=int, default=-1, help="untimed iterations after the first call "
+                                                          "(default 0 full size, 2 otherwise)")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON result here (atomically)")
+    args = p.parse_args(argv)
+    profile = "cpu" if args.quick else args.profile
+    precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
+    if not precisions or any(s not in PRECISIONS for s in precisions) or len(set(precisions)) < len(precisions):
+        p.error(f"--precision: expected a comma-separated subset of {', '.join(PRECISIONS)}, got {args.precision!r}")
+    rounds = args.rounds or (3 if profile == "paper" else 6)
+    warmup = args.warmup if args.warmup >= 0 else (0 if profile == "paper" else 2)
+    if rounds < 1:
+        p.error(f"--rounds must be >= 1, got {args.rounds}")
+
+    from gan_seg_aug import hardware
+
+    device = hardware.describe_device()
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    log(f"device: {hardware.format_device(device)}")
+    steps, records = {}, {}
+    for prec in precisions:
+        steps[prec], records[prec] = build_iteration(args.task, prec, profile=profile, critic_norm=args.critic_norm)
+        r = records[prec]
+        log(f"{args.task} {r['height']}x{r['width']} batch {r['batch']} width_div {r['width_div']} critic norm "
+            f"{r['critic_norm']} {prec}: G {r['parameters']['generator']:,} / D {r['parameters']['critic']:,} "
+            f"parameters, {r['gflop_per_step']:.0f} GFLOP/iteration, first call {r['compile_s']:.1f} s")
+    measured = interleaved_rounds(steps, rounds, warmup=warmup, log=log)
+    rows = summarise(records, measured)
+    p32 = statistics.median(pk["float32_gflops"] for pk in measured["peaks"])
+    p16 = statistics.median(pk["bfloat16_gflops"] for pk in measured["peaks"])
+    log(f"peak during the rounds: float32 {p32:.0f}, bfloat16 {p16:.0f} GFLOP/s (median of {rounds})")
+    for row in rows:
+        row["days_per_10k_iterations"] = 10_000 * row["ms_median"] / 1e3 / 86400
+        log(f"{row['policy']:15s} {row['ms_median'] / 1e3:8.2f} s/iteration (min {row['ms_min'] / 1e3:.2f}) | "
+            f"{row['gflops_per_s']:6.1f} GFLOP/s | {row['fraction_of_float32_peak']:5.1%} of float32's peak, "
+            f"{row['fraction_of_dtype_peak']:5.1%} of its dtype's | x{row['speedup_vs_float32'] or 0:.2f} vs float32 "
+            f"| 10,000 iterations: {row['days_per_10k_iterations']:.1f} days")
+    f32 = next((r for r in rows if r["policy"] == "float32"), None)
+    summary = {"benchmark": "wgan_gp_iteration", "task": args.task, "profile": profile, "rounds": rounds,
+               "warmup": warmup, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "device": device, "results": rows,
+               "peaks": measured["peaks"], "peak_rss_mb": hardware.peak_rss_mb(),
+               "goals": {"fraction_of_float32_peak_goal": GOAL_FRACTION_OF_F32_PEAK,
+                         "fraction_of_float32_peak_measured": f32 and f32["fraction_of_float32_peak"],
+                         "goal_met": bool(f32) and profile == "paper"
+                         and f32["fraction_of_float32_peak"] >= GOAL_FRACTION_OF_F32_PEAK}}
+    if args.out:
+        from gan_seg_aug.artifacts import atomic_write_json, provenance
+
+        atomic_write_json(args.out, {**summary, "provenance": provenance(benchmark="bench_gan")})
+    print(json.dumps(summary), flush=True)
     return 0
 
 

@@ -72,11 +72,12 @@ def draw_noise(seed, iteration, *, n_critic: int, batch_size, latent_dim: int):
     >>> bool(tf.reduce_all(a[1] == draw_noise(3, 10, n_critic=5, batch_size=4, latent_dim=8)[1]))
     True
     """
+    philox = "philox"  # named: "auto_select" may choose another generator under XLA or on another device
     key = tf.stack([tf.cast(seed, tf.int64), tf.cast(iteration, tf.int64)])
-    keys = tf.random.experimental.stateless_split(key, 3)
-    z_critic = tf.random.stateless_normal([n_critic, batch_size, latent_dim], keys[0])
-    alpha = tf.random.stateless_uniform([n_critic, batch_size, 1, 1, 1], keys[1])
-    z_gen = tf.random.stateless_normal([batch_size, latent_dim], keys[2])
+    keys = tf.random.experimental.stateless_split(key, 3, alg=philox)
+    z_critic = tf.random.stateless_normal([n_critic, batch_size, latent_dim], keys[0], alg=philox)
+    alpha = tf.random.stateless_uniform([n_critic, batch_size, 1, 1, 1], keys[1], alg=philox)
+    z_gen = tf.random.stateless_normal([batch_size, latent_dim], keys[2], alg=philox)
     return z_critic, alpha, z_gen
 
 
@@ -128,7 +129,9 @@ class WGANGP(keras.Model):
         # all-reduce, and XLA wants one cluster, so it is inlined there.
         self._critic_fn = self.critic_step if replicas > 1 or jit_compile else \
             tf.function(self.critic_step, experimental_attributes={"_noinline": True})
-        self._iteration_fn = tf.function(self._iteration, jit_compile=True if jit_compile else None)
+        # XLA compiles the update only: its random-number kernels would draw other noise than draw_noise's.
+        self._update_fn = tf.function(self._update, jit_compile=True) if jit_compile else self._update
+        self._iteration_fn = tf.function(self._iteration)
         self.critic_loss_tracker = keras.metrics.Mean(name="critic_loss")
         self.wasserstein_tracker = keras.metrics.Mean(name="wasserstein")
         self.gp_tracker = keras.metrics.Mean(name="gp")
@@ -191,10 +194,13 @@ class WGANGP(keras.Model):
         batch = tf.shape(real_batches)[1]
         iteration = self.iteration.assign_add(1)
         noise = draw_noise(self.seed, iteration, n_critic=self.n_critic, batch_size=batch, latent_dim=self.latent_dim)
+        return self._update_fn(real_batches, *noise)
+
+    def _update(self, real_batches, z_critic, alpha, z_gen):
         if self.strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
             # the default strategy: nothing to distribute (and keras fit() is already in its replica context)
-            return self._replica_iteration(real_batches, *noise)
-        per_replica = self.strategy.run(self._replica_iteration, args=(real_batches, *noise))
+            return self._replica_iteration(real_batches, z_critic, alpha, z_gen)
+        per_replica = self.strategy.run(self._replica_iteration, args=(real_batches, z_critic, alpha, z_gen))
         return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
     def train_step(self, data):

@@ -78,6 +78,19 @@ def test_train_step_reports_the_loss_before_the_update_and_moves_the_weights():
     assert any(not np.array_equal(a, b) for a, b in zip(w0, model.get_weights()))
 
 
+def test_xla_train_step_matches_the_graph_one():
+    images, labels = _discs(4, np.random.default_rng(2))
+    runs = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
+        step = T.make_train_step(model, keras.optimizers.SGD(0.1), jit_compile=jit)
+        runs.append((float(step(images, labels.astype(np.int32))["loss"]), model.get_weights()))
+    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-5)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
 def test_validation_loss_weights_every_pixel_equally_across_a_short_last_batch():
     keras.utils.set_random_seed(0)
     model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
