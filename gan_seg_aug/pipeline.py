@@ -34,9 +34,11 @@ class GeneratorSampler:
     caller's eager context, so on the accelerator when there is one.  ``training=False`` uses the
     batch-norm moving statistics, like the GAN's own sample grids.
 
-    Calling the sampler returns a fresh infinite iterator of ``chunk``-sized ``(images float32
-    [chunk, H, W, C], labels uint8 [chunk, H, W])``, restarting from ``seed`` (what
-    ``tf.data.Dataset.from_generator`` needs for repeatable datasets).
+    ``stream(seed)`` (and calling the sampler, = ``stream(None)``) returns a fresh infinite iterator
+    of ``chunk``-sized ``(images float32 [chunk, H, W, C], labels uint8 [chunk, H, W])``, the same
+    for the same seeds (what ``tf.data.Dataset.from_generator`` needs for repeatable datasets).
+    :func:`make_train_dataset` passes its own seed, so a resumed U-Net run, whose dataset is seeded
+    by its iteration, draws new pairs instead of replaying the first ones.
     """
 
     def __init__(self, generator, latent_dim: int, n_classes: int, seed: int = 0, *, chunk: int = 32,
@@ -71,7 +73,10 @@ class GeneratorSampler:
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def __call__(self):
-        rng = np.random.default_rng(self.seed)
+        return self.stream(None)
+
+    def stream(self, seed=None):
+        rng = np.random.default_rng(self.seed if seed is None else [self.seed, int(seed)])
         while True:
             yield self._decode(rng.standard_normal((self.chunk, self.latent_dim), dtype=np.float32))
 
@@ -153,7 +158,8 @@ def make_train_dataset(images, labels, *, n_real: int, n_generated: int, sampler
         if getattr(sampler, "n_classes", n_classes) != n_classes:
             raise ValueError(f"the sampler decodes {sampler.n_classes} classes but the task has {n_classes}")
         shapes["generated pairs"] = tuple(sampler.image_shape)
-        stream = tf.data.Dataset.from_generator(sampler, output_signature=sampler.output_signature).unbatch()
+        stream = tf.data.Dataset.from_generator(sampler.stream, args=(np.int64(seed) & (2 ** 63 - 1),),
+                                                output_signature=sampler.output_signature).unbatch()
         stream = stream.apply(_pairs(aug, keys[2], num_parallel_calls))
         streams.append(stream.batch(n_generated, drop_remainder=True))
     if len(set(map(tuple, shapes.values()))) > 1:
