@@ -141,6 +141,13 @@ def is_chief(strategy) -> bool:
     return resolver.task_type == "worker" and int(resolver.task_id) == 0 and "chief" not in cluster
 
 
+def barrier(strategy) -> None:
+    """Wait until every worker of a multi-worker cluster got here (a one-number all-reduce), e.g. until
+    the chief has written what the others read next.  Nothing to wait for in one process."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def describe(strategy) -> dict:
     """What a run records about its strategy (config.json / summaries)."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

@@ -254,7 +254,8 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     writer.close()
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-        log(f"[gan] worker done; the chief writes {out_dir}")
+        log(f"[gan] worker done; waiting for the chief to write {out_dir}")
+        distribute.barrier(strategy)  # the U-Net stage that follows loads the chief's generator
         return out_dir
 
     # ---- the product: the generator's weights, then done.json (its presence = finished)
@@ -265,6 +266,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         "iterations": cfg.iterations, "final_metrics": metrics, "generator": "generator.weights.h5",
         "resumed_from": start, "session_seconds": round(time.time() - t_session, 1),
         "provenance": provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed, iterations=cfg.iterations)})
+    distribute.barrier(strategy)
     log(f"[gan] done: {out_dir / 'generator.weights.h5'}")
     return out_dir
 

@@ -90,24 +90,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_multiworker_gan_command_two_local_workers_share_one_run_directory(single_device_gan, tmp_path):
-    gan = tmp_path / "gan"
+def test_multiworker_experiment_two_local_workers_share_one_run_directory(single_device_gan, tmp_path):
+    """GAN, U-Net and evaluation of one fold by 2 worker processes: the chief writes, the other waits
+    for the chief's generator before sampling from it."""
+    runs, scratch = tmp_path / "runs", tmp_path / "tmp"
+    scratch.mkdir()
     workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
-    procs = [subprocess.Popen(_gan_cmd(gan, "--strategy", "multiworker"), cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=_env({"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+    cmd = [sys.executable, str(REPO / "experiments" / "scr_lung.py"), "--profile", "smoke", "--mix", "8-8",
+           "--runs-dir", str(runs), "--strategy", "multiworker"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=_env({"TMPDIR": str(scratch),
+                                        "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                                                  "task": {"type": "worker", "index": i}})}))
              for i in range(2)]
     try:
-        outs = [p.communicate(timeout=600) for p in procs]
+        outs = [p.communicate(timeout=900) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, f"worker failed:\n{out[-2000:]}\n{err[-3000:]}"
-    assert "worker done; the chief writes" in outs[1][0] and "[gan] done:" in outs[0][0]
+    assert "worker done; waiting for the chief" in outs[1][0] and "[gan] done:" in outs[0][0]
+    assert "the chief evaluates" in outs[1][0]
+    gan = next(runs.rglob("gan"))
     config = json.loads((gan / "config.json").read_text())
     assert config["execution"] == {"strategy": "multiworker", "replicas": 2, "workers": 2}
-    assert (gan / "done.json").exists()
     assert _update_rel_diff(single_device_gan, gan) <= WEIGHTS_RTOL
+    summaries = list(runs.rglob("summary.json"))
+    assert len(summaries) == 1  # the chief's
+    summary = json.loads(summaries[0].read_text())
+    assert summary["execution"]["strategy"] == "multiworker" and summary["execution"]["replicas"] == 2
+    assert not list(scratch.glob("gan_seg_aug_worker_*"))  # the non-chief's scratch output is gone
