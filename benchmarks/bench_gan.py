@@ -116,7 +116,8 @@ def summarise(records: dict, measured: dict, prefix: str = "") -> list:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=("scr_lung", "cityscapes"), default="scr_lung")
-    p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default="paper", help="network size (default: %(default)s)")
+    p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default="paper",
+                   help="network size (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="same as --profile cpu")
     p.add_argument("--precision", default=",".join(PRECISIONS), help="comma-separated subset of %(default)s, "
                                                                      "interleaved in one process")
@@ -156,8 +157,9 @@ def main(argv=None) -> int:
         row["days_per_10k_iterations"] = 10_000 * row["ms_median"] / 1e3 / 86400
         log(f"{row['policy']:15s} {row['ms_median'] / 1e3:8.2f} s/iteration (min {row['ms_min'] / 1e3:.2f}) | "
             f"{row['gflops_per_s']:6.1f} GFLOP/s | {row['fraction_of_float32_peak']:5.1%} of float32's peak, "
-            f"{row['fraction_of_dtype_peak']:5.1%} of its dtype's | x{row['speedup_vs_float32'] or 0:.2f} vs float32 "
-            f"| 10,000 iterations: {row['days_per_10k_iterations']:.1f} days")
+            f"{row['fraction_of_dtype_peak']:5.1%} of its dtype's | "
+            + (f"x{row['speedup_vs_float32']:.2f} vs float32 | " if row["speedup_vs_float32"] else "")
+            + f"10,000 iterations: {row['days_per_10k_iterations']:.2f} days")
     f32 = next((r for r in rows if r["policy"] == "float32"), None)
     summary = {"benchmark": "wgan_gp_iteration", "task": args.task, "profile": profile, "rounds": rounds,
                "warmup": warmup, "date": time.strftime("%Y-%m-%d %H:%M %Z"), "device": device, "results": rows,

@@ -35,7 +35,7 @@ def choose_profile(requested: str | None, log=print) -> str:
         C.get_profile(requested)
         if requested == "paper" and not gpu_available():
             log("note: --profile paper without a GPU: the thesis schedule takes days on this CPU "
-                "(~30 s per full-size SCR GAN iteration, ~8 s per U-Net step).")
+                "(15-25 s per full-size SCR GAN iteration, 5-13 s per U-Net step).")
         return requested
     if gpu_available():
         return "paper"

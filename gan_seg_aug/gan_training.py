@@ -38,8 +38,8 @@ RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compi
 # How the noise of an iteration is drawn (gan.draw_noise); runs of older code drew it otherwise.
 NOISE_SCHEME = "stateless(seed, iteration)"
 N_FIXED_SAMPLES = 16
-# A full-size SCR iteration on this 2-core CPU (benchmarks/bench_gan.py): ~30 s idle, ~45 s when shared.
-PAPER_CPU_SECONDS_PER_ITER = 30.0
+# A full-size SCR iteration on this 2-core CPU (benchmarks/bench_gan.py): 14-16 s quiet, ~25 s when shared.
+PAPER_CPU_SECONDS_PER_ITER = 15.0
 
 
 def real_minibatch_indices(n_cases: int, iteration: int, *, n_critic: int, batch_size: int, seed: int) -> np.ndarray:
