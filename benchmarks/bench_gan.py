@@ -25,7 +25,6 @@ GFLOP/s use the fastest round.  The last line printed is ONE JSON object with ev
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -168,11 +167,7 @@ def main(argv=None) -> int:
                          "fraction_of_float32_peak_measured": f32 and f32["fraction_of_float32_peak"],
                          "goal_met": bool(f32) and profile == "paper"
                          and f32["fraction_of_float32_peak"] >= GOAL_FRACTION_OF_F32_PEAK}}
-    if args.out:
-        from gan_seg_aug.artifacts import atomic_write_json, provenance
-
-        atomic_write_json(args.out, {**summary, "provenance": provenance(benchmark="bench_gan")})
-    print(json.dumps(summary), flush=True)
+    hardware.emit_summary(summary, args.out, "bench_gan")
     return 0
 
 

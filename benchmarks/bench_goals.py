@@ -28,7 +28,6 @@ object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -168,11 +167,7 @@ def main(argv=None) -> int:
                "goals": rows, "peaks": measured["peaks"], "gan": list(gan.values()), "unet": list(unet.values()),
                "pipeline": {"batches_per_s_wall": [r.wall for r in pipe],
                             "batches_per_cpu_s": [float(r) for r in pipe]}}
-    if args.out:
-        from gan_seg_aug.artifacts import atomic_write_json, provenance
-
-        atomic_write_json(args.out, {**summary, "provenance": provenance(benchmark="bench_goals")})
-    print(json.dumps(summary), flush=True)
+    hardware.emit_summary(summary, args.out, "bench_goals")
     return 0
 
 

@@ -146,11 +146,7 @@ def main(argv=None) -> int:
                   f"| x{(r['speedup_vs_float32'] or float('nan')):.2f} vs float32", flush=True)
     summary = {"benchmark": "generator_sampling", "quick": args.quick, "chunk": args.chunk, "rounds": rounds,
                "date": time.strftime("%Y-%m-%d %H:%M %Z"), "device": device, "results": results}
-    if args.out:
-        from gan_seg_aug.artifacts import atomic_write_json, provenance
-
-        atomic_write_json(args.out, {**summary, "provenance": provenance(benchmark="bench_sampling")})
-    print(json.dumps(summary), flush=True)
+    hardware.emit_summary(summary, args.out, "bench_sampling")
     return 0
 
 

@@ -206,11 +206,7 @@ def main(argv=None) -> int:
                "date": time.strftime("%Y-%m-%d %H:%M %Z"), "device": device, "results": results,
                "goals": {"bf16_speedup_goal": BF16_GOAL, "bf16_speedup_measured": bf16,
                          "bf16_goal_met": bool(bf16) and min(bf16) >= BF16_GOAL}}
-    if args.out:
-        from gan_seg_aug.artifacts import atomic_write_json, provenance
-
-        atomic_write_json(args.out, {**summary, "provenance": provenance(benchmark="bench_unet")})
-    print(json.dumps(summary), flush=True)
+    hardware.emit_summary(summary, args.out, "bench_unet")
     return 0
 
 

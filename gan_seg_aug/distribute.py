@@ -148,8 +148,9 @@ def barrier(strategy) -> None:
         strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
-def describe(strategy) -> dict:
-    """What a run records about its strategy (config.json / summaries)."""
+def describe(strategy=None) -> dict:
+    """What a run records about its strategy (config.json / summaries); None = the default one."""
+    strategy = strategy or tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         name = "multiworker"
     elif isinstance(strategy, tf.distribute.MirroredStrategy):

@@ -202,17 +202,11 @@ def run(task: str, args, log=print, strategy=None) -> dict:
     summary["allow_partial"] = bool(args.allow_partial)
     summary["split_file"] = split_path.name
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
-    summary["execution"] = {**distribute.describe(strategy or _default_strategy()),
+    summary["execution"] = {**distribute.describe(strategy),
                             "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)
     log(one_line(summary, run_dir))
     return summary
-
-
-def _default_strategy():
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy()
 
 
 def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=None):

@@ -16,6 +16,7 @@ Typical use in a benchmark::
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -93,6 +94,16 @@ def measure_peak(quick: bool = False, repeats: int = 4) -> dict:
         out[f"{name}_gflops"] = max(out[f"matmul_{name}_gflops"], out[f"conv_{name}_gflops"])
     out["bf16_speedup"] = out["bfloat16_gflops"] / out["float32_gflops"]
     return out
+
+
+def emit_summary(summary: dict, out, benchmark: str) -> None:
+    """A benchmark's ending: ``summary`` written atomically to ``out`` (if given) with provenance,
+    then printed as the ONE JSON line the benchmark's output ends with."""
+    if out:
+        from .artifacts import atomic_write_json, provenance
+
+        atomic_write_json(out, {**summary, "provenance": provenance(benchmark=benchmark)})
+    print(json.dumps(summary), flush=True)
 
 
 def peak_rss_mb() -> float:

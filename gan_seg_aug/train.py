@@ -223,24 +223,22 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
         log(f"[{cfg.network_id}] stopped by the profile's cap of {cfg.max_iterations} iterations, before the "
             f"thesis rule would have (earliest rule stop: iteration {es.earliest_stop()})")
     model.set_weights(best_weights)  # thesis §4.2: the parameters at the validation-loss minimum
-    out_final = out
-    out = wdir  # what follows is written by the chief only (a scratch directory elsewhere)
-    save_weights(model, out / "best.weights.h5")
+    save_weights(model, wdir / "best.weights.h5")
     summary = {"network_id": cfg.network_id, "iterations": it, "best_iteration": es.best_iteration,
                "best_val_loss": es.best_loss, "stopped_by": stopped_by, "earliest_rule_stop": es.earliest_stop(),
                "min_iterations": cfg.min_iterations, "patience": cfg.patience, "val_every": cfg.val_every,
                "max_iterations": cfg.max_iterations, "resumed_from": resumed_from,
                "seconds_this_session": round(time.perf_counter() - t_start, 1), "history": history}
-    _write_history(out, history)
-    atomic_write_json(out / "train_done.json", {**summary, **provenance(profile=cfg.profile, dataset=data.source,
+    _write_history(wdir, history)
+    atomic_write_json(wdir / "train_done.json", {**summary, **provenance(profile=cfg.profile, dataset=data.source,
                                                                         seed=cfg.seed, iterations=it)})
     # Checkpoints only serve resuming; train_done.json + best.weights.h5 are the result.
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    (out / "checkpoint.json").unlink(missing_ok=True)
+    shutil.rmtree(wdir / "checkpoints", ignore_errors=True)
+    (wdir / "checkpoint.json").unlink(missing_ok=True)
     if not chief:
         shutil.rmtree(wdir, ignore_errors=True)
     log(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at iteration "
-        f"{es.best_iteration}; weights restored from there -> {out_final / 'best.weights.h5'}")
+        f"{es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
     return summary
 
 
