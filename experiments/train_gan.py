@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan_seg_aug import config as C  # noqa: E402
 from gan_seg_aug.experiment import add_execution_args, strategy_from_args  # noqa: E402
+from gan_seg_aug.layout import default_runs_dir  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -39,7 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
     p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
     p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
-    p.add_argument("--out", default=None, help="run directory (default runs/<task>/<profile>/<dataset>/fold<k>/gan)")
+    p.add_argument("--runs-dir", default=str(default_runs_dir()), help="root of all run directories")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+    p.add_argument("--out", default=None,
+                   help="run directory (default <runs-dir>/<task>/<profile>/<dataset>/fold<k>/gan_critic-<norm>)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint / reuse a finished run (default); "
                         "--no-resume starts this run over")
@@ -57,19 +61,20 @@ def main(argv=None) -> int:
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
-    from gan_seg_aug.experiment import REPO_ROOT, choose_profile, fold_dir
+    from gan_seg_aug.experiment import choose_profile
     from gan_seg_aug.gan_training import train_gan
+    from gan_seg_aug.layout import gan_dir
 
     profile = choose_profile(args.profile)
-    data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial,
+    data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
                      max_cases=C.get_profile(profile).max_cases)
     split, split_path = task_split(data)
     fold = fold_of(split, args.fold)
     overrides = {k: v for k, v in (("critic_norm", args.critic_norm), ("iterations", args.iterations)) if v}
     cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision,
                        jit_compile=args.jit_compile_gan, **overrides)
-    out = Path(args.out) if args.out else \
-        fold_dir(REPO_ROOT / "runs", args.task, profile, data.source, args.fold) / "gan"
+    out = Path(args.out) if args.out else gan_dir(args.runs_dir, args.task, profile, data.source, args.fold,
+                                                  cfg.critic_norm, cfg.seed, cfg.precision)
     print(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
     train_gan(cfg, data, fold["train"], out, resume=args.resume, strategy=strategy)
     return 0

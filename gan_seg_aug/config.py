@@ -22,7 +22,14 @@ from dataclasses import dataclass
 TASKS = ("scr_lung", "cityscapes")
 PROFILES = ("paper", "cpu", "smoke")
 PRECISIONS = ("float32", "mixed_bfloat16")
-CRITIC_NORMS = ("batch", "layer", "none")
+# How the critic is normalised (docs/decisions.md §3).  "batch": BN, real / fake / interpolated minibatches
+# in three separate critic calls (three batch statistics); "batch-joint": one call on [real; fake; x̂], one
+# statistic; "batch-realfake": one call, BN statistics of real + fake only, applied to x̂ as well;
+# "layer": per-sample layer norm (thesis §3.3.1, WGAN-GP reference code); "none".
+CRITIC_NORMS = ("batch", "batch-joint", "batch-realfake", "layer", "none")
+# How the generator's BN normalises when sampling pairs for U-Net training: "moving" (Keras inference mode,
+# moving averages) or "batch" (statistics of the generated minibatch, as the authors' code does).
+SAMPLING_BN = ("moving", "batch")
 
 CITYSCAPES_CATEGORIES = ("void", "flat", "construction", "object", "nature", "sky", "human", "vehicle")
 

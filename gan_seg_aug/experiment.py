@@ -20,7 +20,7 @@ from pathlib import Path
 from . import config as C
 from .artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .layout import REPO_ROOT, fold_dir  # noqa: F401  (re-exported for the commands)
 
 
 def gpu_available() -> bool:
@@ -130,10 +130,6 @@ def run_name(cfg: C.UNetConfig, aug, task: str) -> str:
     return f"{cfg.n_real}-{cfg.n_generated}-aug_" + "_".join(parts)
 
 
-def fold_dir(runs_dir, task, profile, dataset, fold) -> Path:
-    return Path(runs_dir) / task / profile / dataset / f"fold{fold}"
-
-
 def one_line(summary: dict, run_dir) -> str:
     s, t = summary, summary["test"]
     head = f"{s['task']} fold {s['fold']} {s['run_name']} [{s['profile']}, {s['dataset']}]"
@@ -211,6 +207,7 @@ def run(task: str, args, log=print, strategy=None) -> dict:
 
 def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=None):
     from .gan_training import load_generator, train_gan
+    from .layout import gan_dir_name
     from .pipeline import GeneratorSampler
 
     if args.gan_checkpoint:
@@ -223,7 +220,7 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=Non
         gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm,
                             jit_compile=bool(getattr(args, "jit_compile_gan", False)))
         # one GAN per fold and critic variant; the thesis default keeps the plain name other tools expect
-        gan_dir = train_gan(gcfg, data, fold["train"], fdir / ("gan" if norm == "batch" else f"gan_critic-{norm}"),
+        gan_dir = train_gan(gcfg, data, fold["train"], fdir / gan_dir_name(norm, args.seed, args.precision),
                             resume=True, strategy=strategy, log=log)
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")

@@ -25,6 +25,25 @@ import tensorflow as tf
 GP_EPS = 1e-12  # inside the sqrt: keeps d‖g‖/dg finite when g == 0 (sqrt'(0) = inf, inf·0 = NaN)
 
 
+def interpolate(real, fake, alpha):
+    """x̂ = α·real + (1 − α)·fake, one α per sample (thesis Eq. 3.13), in float32."""
+    alpha = tf.cast(alpha, tf.float32)
+    return alpha * tf.convert_to_tensor(real, tf.float32) + (1.0 - alpha) * tf.cast(fake, tf.float32)
+
+
+def penalty_norms(critic_fn, x_hat):
+    """Per-sample ‖∇_x̂ Σ D(x̂)‖₂ over all pixels and channels; ``critic_fn(x_hat)`` returns
+    ``(scores of x̂ [B], extras)`` so a critic called on a larger batch can hand back its other scores."""
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        scores, extras = critic_fn(x_hat)
+        scores = tf.cast(scores, tf.float32)
+    # ZERO: a critic that ignores its input has gradient 0, not None
+    grads = tf.cast(tape.gradient(scores, x_hat, unconnected_gradients=tf.UnconnectedGradients.ZERO), tf.float32)
+    axes = list(range(1, len(x_hat.shape)))
+    return tf.sqrt(tf.reduce_sum(tf.square(grads), axis=axes) + GP_EPS), extras
+
+
 def gradient_penalty(critic_fn, real, fake, alpha):
     """WGAN-GP penalty mean((‖∇_x̂ D(x̂)‖₂ − 1)²) with x̂ = α·real + (1 − α)·fake (thesis Eq. 3.12, 3.13).
 
@@ -44,18 +63,53 @@ def gradient_penalty(critic_fn, real, fake, alpha):
     >>> round(float(gp), 6), np.round(norms.numpy(), 6).tolist()
     (0.25, [0.5, 0.5, 0.5])
     """
-    real = tf.convert_to_tensor(real, tf.float32)
-    fake = tf.cast(fake, tf.float32)
-    alpha = tf.cast(alpha, tf.float32)
-    x_hat = alpha * real + (1.0 - alpha) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = tf.cast(critic_fn(x_hat), tf.float32)
-    # ZERO: a critic that ignores its input has gradient 0, not None
-    grads = tf.cast(tape.gradient(scores, x_hat, unconnected_gradients=tf.UnconnectedGradients.ZERO), tf.float32)
-    axes = list(range(1, len(x_hat.shape)))
-    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=axes) + GP_EPS)
+    norms, _ = penalty_norms(lambda x: (critic_fn(x), None), interpolate(real, fake, alpha))
     return tf.reduce_mean(tf.square(norms - 1.0)), norms
+
+
+def critic_scores(critic, real, fake, alpha, norm: str):
+    """``(D(real), D(fake), ‖∇D(x̂)‖)`` per sample, with the critic's batch statistics as ``norm`` says
+    (docs/decisions.md §3; all in training mode, as the reference code):
+
+    * ``batch`` / ``layer`` / ``none``: three calls, on real, fake and x̂ -- with BN, three differently
+      normalised functions, of which the penalty constrains only the one that scores x̂;
+    * ``batch-joint``: one call on ``[real; fake; x̂]``, one batch statistic for all three;
+    * ``batch-realfake``: one call on ``[real; fake; x̂]``, statistics of real + fake applied to x̂ too.
+    """
+    from .models import batch_stats_from
+
+    real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
+    x_hat = interpolate(real, fake, alpha)
+    if norm not in ("batch-joint", "batch-realfake"):
+        d_real = tf.cast(critic(real, training=True), tf.float32)[:, 0]
+        d_fake = tf.cast(critic(fake, training=True), tf.float32)[:, 0]
+        norms, _ = penalty_norms(lambda x: (critic(x, training=True)[:, 0], None), x_hat)
+        return d_real, d_fake, norms
+    b = tf.shape(real)[0]
+
+    def joint(x):
+        with batch_stats_from(critic, 2 * b if norm == "batch-realfake" else None):
+            scores = tf.cast(critic(tf.concat([real, fake, x], axis=0), training=True), tf.float32)[:, 0]
+        return scores[2 * b:], (scores[:b], scores[b:2 * b])
+
+    norms, (d_real, d_fake) = penalty_norms(joint, x_hat)
+    return d_real, d_fake, norms
+
+
+def generator_scores(critic, fake, real, alpha, norm: str):
+    """``D(G(z))`` for the generator step, normalised as the critic step normalised it: alone for the
+    three-call variants, with the real minibatch (and x̂ for ``batch-joint``) for the joint ones."""
+    from .models import batch_stats_from
+
+    fake = tf.cast(fake, tf.float32)
+    if norm not in ("batch-joint", "batch-realfake"):
+        return tf.cast(critic(fake, training=True), tf.float32)[:, 0]
+    real = tf.cast(real, tf.float32)
+    b = tf.shape(real)[0]
+    parts = [real, fake] + ([interpolate(real, fake, alpha)] if norm == "batch-joint" else [])
+    with batch_stats_from(critic, None):
+        scores = tf.cast(critic(tf.concat(parts, axis=0), training=True), tf.float32)[:, 0]
+    return scores[b:2 * b]
 
 
 def draw_noise(seed, iteration, *, n_critic: int, batch_size, latent_dim: int):
@@ -91,8 +145,10 @@ class WGANGP(keras.Model):
     with a checkpoint, so a resumed run continues the same trajectory.
 
     Both networks run in training mode, as in the reference code (its batch norm always uses batch
-    statistics).  Real, fake and interpolated minibatches go through the critic in three separate
-    calls, each normalised with its own batch statistics (see docs/decisions.md §3).
+    statistics).  ``critic_norm`` says how the critic sees its minibatches (:func:`critic_scores`):
+    three separate calls (``batch``, ``layer``, ``none``) or one joint call (``batch-joint``,
+    ``batch-realfake``); the generator step then scores G(z) beside the last critic step's real
+    minibatch, so both steps train against the same normalisation (docs/decisions.md §3).
 
     ``strategy``: the ``tf.distribute`` strategy the networks and optimisers were built under (their
     ``scope()``); ``None`` = the default one-device strategy.  Every replica receives the whole
@@ -105,7 +161,8 @@ class WGANGP(keras.Model):
     """
 
     def __init__(self, generator, critic, *, latent_dim: int = 128, gp_lambda: float = 10.0,
-                 n_critic: int = 5, seed: int = 0, strategy=None, jit_compile: bool = False, **kwargs):
+                 n_critic: int = 5, seed: int = 0, strategy=None, jit_compile: bool = False,
+                 critic_norm: str = "batch", **kwargs):
         super().__init__(**kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
@@ -115,8 +172,12 @@ class WGANGP(keras.Model):
         self.gp_lambda = float(gp_lambda)
         self.n_critic = int(n_critic)
         self.seed = int(seed)
+        self.critic_norm = str(critic_norm)
         self.strategy = strategy or tf.distribute.get_strategy()
         replicas = self.strategy.num_replicas_in_sync
+        if critic_norm == "batch-realfake" and replicas > 1:
+            raise ValueError("--critic-norm batch-realfake needs a single replica (its statistics are not "
+                             "synchronised across replicas); use --strategy default or another critic norm")
         if jit_compile and replicas > 1:
             raise ValueError("jit_compile=True needs a single replica: the optimiser's cross-replica all-reduce "
                              "cannot run inside an XLA cluster; use --strategy default or no XLA")
@@ -157,23 +218,21 @@ class WGANGP(keras.Model):
         """One critic update on this replica's rows: real pairs, their z and alpha (Algorithm 4,
         Eq. 3.12-3.13); returns ``(critic_loss, wasserstein, gp)`` as this replica's share of the
         global means (summed over replicas they are the global means)."""
-        real = tf.cast(real, tf.float32)
         fake = tf.cast(self.generator(z, training=True), tf.float32)  # no gradient to G in this step
         with tf.GradientTape() as tape:
-            d_real = tf.cast(self.critic(real, training=True), tf.float32)[:, 0]
-            d_fake = tf.cast(self.critic(fake, training=True), tf.float32)[:, 0]
-            _, norms = gradient_penalty(lambda x: self.critic(x, training=True), real, fake, alpha)
+            d_real, d_fake, norms = critic_scores(self.critic, real, fake, alpha, self.critic_norm)
             gp = tf.square(norms - 1.0)
             loss = tf.nn.compute_average_loss(d_fake - d_real + self.gp_lambda * gp)
         grads = tape.gradient(loss, self.critic.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.critic.trainable_variables))  # sums over replicas
         return loss, tf.nn.compute_average_loss(d_real - d_fake), tf.nn.compute_average_loss(gp)
 
-    def generator_step(self, z):
+    def generator_step(self, z, real=None, alpha=None):
         """One generator update, −E[D(G(z))] (Eq. 3.15), on this replica's rows of z; returns its
-        share of the generator loss."""
+        share of the generator loss.  ``real`` / ``alpha``: the minibatch the joint critic variants
+        score G(z) beside (:func:`generator_scores`)."""
         with tf.GradientTape() as tape:
-            d_fake = tf.cast(self.critic(self.generator(z, training=True), training=True), tf.float32)[:, 0]
+            d_fake = generator_scores(self.critic, self.generator(z, training=True), real, alpha, self.critic_norm)
             loss = tf.nn.compute_average_loss(-d_fake)
         grads = tape.gradient(loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -188,7 +247,9 @@ class WGANGP(keras.Model):
                                     replica_slice(alpha[i]))
             for key, value in zip(sums, parts):
                 sums[key] += value / self.n_critic
-        return {**sums, "gen_loss": self.generator_step(replica_slice(z_gen))}
+        gen_loss = self.generator_step(replica_slice(z_gen), replica_slice(real_batches[self.n_critic - 1]),
+                                       replica_slice(alpha[self.n_critic - 1]))
+        return {**sums, "gen_loss": gen_loss}
 
     def _iteration(self, real_batches):
         batch = tf.shape(real_batches)[1]

@@ -198,7 +198,8 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         if replicas > 1:
             distribute.synchronize_batch_norm(generator, critic)
         model = WGANGP(generator, critic, latent_dim=cfg.latent_dim, gp_lambda=cfg.gp_lambda,
-                       n_critic=cfg.n_critic, seed=cfg.seed, strategy=strategy, jit_compile=cfg.jit_compile)
+                       n_critic=cfg.n_critic, seed=cfg.seed, strategy=strategy, jit_compile=cfg.jit_compile,
+                       critic_norm=cfg.critic_norm)
         model.compile(g_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2),
                       d_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2))
     start = restore_latest(model, ckpt_dir, log) if resume else 0

@@ -93,6 +93,75 @@ def _bn(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
+@keras.saving.register_keras_serializable(package="gan_seg_aug")
+class RowStatsBatchNorm(layers.Layer):
+    """Batch normalisation whose training-mode statistics come from the first ``stat_rows`` rows of the
+    batch only, and are applied to every row (critic norm ``batch-realfake``, docs/decisions.md §3).
+
+    The WGAN-GP step calls the critic once on ``[real; fake; x̂]`` with ``stat_rows = 2B``: real and fake
+    are normalised by their joint statistics, and x̂ by the same ones, so the penalty constrains the very
+    function that scores real and fake.  ``stat_rows`` is a Python attribute read when the call is traced
+    (:func:`batch_stats_from`); ``None`` = all rows, i.e. plain BN.  Inference mode uses moving averages.
+
+    >>> import numpy as np
+    >>> bn = RowStatsBatchNorm(epsilon=0.0)
+    >>> x = np.array([[1.0], [3.0], [100.0]], np.float32)   # stats of the first two rows: mean 2, std 1
+    >>> with batch_stats_from(keras.Sequential([bn]), 2):
+    ...     y = bn(x, training=True)
+    >>> np.round(np.asarray(y)[:, 0], 4).tolist()
+    [-1.0, 1.0, 98.0]
+    """
+
+    def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.stat_rows = None
+
+    def build(self, input_shape):
+        c = (int(input_shape[-1]),)
+        self.gamma = self.add_weight(name="gamma", shape=c, initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=c, initializer="zeros")
+        self.moving_mean = self.add_weight(name="moving_mean", shape=c, initializer="zeros", trainable=False)
+        self.moving_variance = self.add_weight(name="moving_variance", shape=c, initializer="ones", trainable=False)
+
+    def call(self, x, training=False):
+        ops = keras.ops
+        dtype = x.dtype
+        x32 = ops.cast(x, "float32")
+        if training:
+            ref = x32 if self.stat_rows is None else x32[: self.stat_rows]
+            axes = list(range(len(x.shape) - 1))
+            mean, var = ops.mean(ref, axis=axes), ops.var(ref, axis=axes)
+            m = self.momentum
+            self.moving_mean.assign(m * self.moving_mean + (1 - m) * ops.stop_gradient(mean))
+            self.moving_variance.assign(m * self.moving_variance + (1 - m) * ops.stop_gradient(var))
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        y = (x32 - mean) * ops.rsqrt(var + self.epsilon) * self.gamma + self.beta
+        return ops.cast(y, dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+class batch_stats_from:
+    """Context manager: every :class:`RowStatsBatchNorm` of ``model`` takes its statistics from the first
+    ``rows`` rows while the block runs (read at trace time, so use it around the traced call)."""
+
+    def __init__(self, model, rows):
+        self.layers = [l for l in model.layers if isinstance(l, RowStatsBatchNorm)]
+        self.rows = rows
+
+    def __enter__(self):
+        for layer in self.layers:
+            layer.stat_rows = self.rows
+        return self
+
+    def __exit__(self, *exc):
+        for layer in self.layers:
+            layer.stat_rows = None
+
+
 def build_generator(task: str, *, height: int | None = None, width: int | None = None,
                     width_div: int = 1, latent_dim: int = 128) -> keras.Model:
     """Pair generator, thesis Table 4.1a (SCR) / 4.3a (Cityscapes).
@@ -150,7 +219,9 @@ def build_critic(task: str, *, height: int | None = None, width: int | None = No
     image+mask pair -> 5x5 stride-2 convs (32, 64, ... kernels; normalisation; ReLU) down to
     4x4 (SCR) / 4x8 (Cityscapes, H x W) -> flatten -> fully connected to one linear score.
 
-    ``norm``: ``"batch"`` -- BN on every stage, stage 1 included, as the tables list;
+    ``norm``: ``"batch"`` -- BN on every stage, stage 1 included, as the tables list (also
+    ``"batch-joint"``: the same network, called once on [real; fake; x̂] by the training step);
+    ``"batch-realfake"`` -- the same placement with :class:`RowStatsBatchNorm` (statistics of real + fake);
     ``"layer"`` -- per-sample normalisation over H, W, C with per-channel scale and offset
     (``GroupNormalization(groups=1)``), none after the first conv, as in the WGAN-GP reference
     code; ``"none"``.  Only ``"layer"`` and ``"none"`` make the score of one sample independent
@@ -165,11 +236,14 @@ def build_critic(task: str, *, height: int | None = None, width: int | None = No
     pair = keras.Input((h, w, spec.pair_channels), name="pair")
     x, c_in = pair, spec.pair_channels
     for stage, c in enumerate(CRITIC_KERNELS[task][:n], start=1):
-        normalised = norm == "batch" or (norm == "layer" and stage > 1)
+        batch_norm = norm.startswith("batch")
+        normalised = batch_norm or (norm == "layer" and stage > 1)
         x = layers.Conv2D(c := _narrow(c, width_div), GAN_KERNEL, strides=2, padding="same",
                           use_bias=not normalised, kernel_initializer=he_normal(GAN_KERNEL ** 2 * c_in),
                           name=f"critic_stage{stage}_conv")(x)
-        if norm == "batch":
+        if norm == "batch-realfake":
+            x = RowStatsBatchNorm(name=f"critic_stage{stage}_bn")(x)
+        elif batch_norm:
             x = _bn(f"critic_stage{stage}_bn")(x)
         elif normalised:
             x = layers.GroupNormalization(groups=1, epsilon=LN_EPSILON, name=f"critic_stage{stage}_ln")(x)

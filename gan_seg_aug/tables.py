@@ -24,7 +24,7 @@ from .artifacts import read_json
 from .config import CITYSCAPES_CATEGORIES, task_spec
 from .run_catalogue import SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .layout import REPO_ROOT
 
 
 # --------------------------------------------------------------------------- finding finished runs
