@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from
 
 from gan_seg_aug import run_catalogue as R  # noqa: E402
 from gan_seg_aug import tables as T  # noqa: E402
-from gan_seg_aug.experiment import fold_dir  # noqa: E402
+from gan_seg_aug.experiment import add_gan_args, fold_dir  # noqa: E402
+from gan_seg_aug.layout import gan_dir_name  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
@@ -77,6 +78,8 @@ def parse_args(argv=None):
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                    help="passed to every run: mirrored = all GPUs of a machine per run (docs/scaling.md)")
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
+    p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
+    add_gan_args(p)
     args = p.parse_args(argv)
     if args.jobs < 1:
         raise SystemExit(f"error: --jobs {args.jobs}: expected a whole number >= 1")
@@ -104,14 +107,23 @@ def dataset(task: str, args) -> str:
 def _data_flags(task, args) -> list:
     d = data_dir(task, args)
     return ((["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
-            + (["--strategy", args.strategy] if args.strategy != "default" else []))
+            + (["--strategy", args.strategy] if args.strategy != "default" else [])
+            + ["--seed", str(args.seed), "--critic-norm", args.critic_norm]
+            + ([] if args.quality else ["--no-quality"]))
+
+
+def want(args) -> dict:
+    """The GAN and seed settings the table rows must have been run with (tables.matches)."""
+    return {"seed": args.seed, "critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn}
 
 
 def gan_job(task: str, fold: int, args) -> Job:
     fdir = fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold)
+    gdir = fdir / gan_dir_name(args.critic_norm, args.seed)
     argv = [sys.executable, str(SCRIPTS["gan"]), "--task", task, "--fold", str(fold), "--profile", args.profile,
-            *_data_flags(task, args), "--out", str(fdir / "gan")]
-    return Job(f"{task} fold {fold} GAN", argv, fdir / "gan.log", (fdir / "gan" / "done.json").exists(),
+            *_data_flags(task, args), "--sampling-bn", args.sampling_bn, "--runs-dir", str(args.runs_dir),
+            "--out", str(gdir)]
+    return Job(f"{task} fold {fold} GAN", argv, fdir / f"{gdir.name}.log", (gdir / "done.json").exists(),
                gan=(task, fold), is_gan=True)
 
 
@@ -120,7 +132,9 @@ def unet_job(spec: R.RunSpec, args, finished) -> Job:
     fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []  # cityscapes has one fold, no flag
     argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *spec.aug_flags(),
             "--profile", args.profile, *_data_flags(spec.task, args), "--runs-dir", str(args.runs_dir)]
-    done = T.find_run(spec, finished[spec.task]) is not None
+    if spec.needs_gan:
+        argv += ["--sampling-bn", args.sampling_bn]
+    done = T.find_run(spec, finished[spec.task], want(args)) is not None
     return Job(f"{spec.task} fold {spec.fold} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
                gan=(spec.task, spec.fold) if spec.needs_gan else None)
 
@@ -226,7 +240,7 @@ def write_tables(args, log=print) -> list[Path]:
     out = []
     for t in args.tables:
         task = R.TABLE_TASK[t]
-        frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), folds=args.folds)
+        frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), folds=args.folds, want=want(args))
         path = atomic_write_csv(Path(args.results_dir) / f"table_{t}.csv", frame)
         counts = frame["status"].value_counts().to_dict()
         log(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +

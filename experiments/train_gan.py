@@ -47,8 +47,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint / reuse a finished run (default); "
                         "--no-resume starts this run over")
-    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=None,
-                   help="critic normalisation (default batch: Tables 4.1/4.3; layer: WGAN-GP reference code)")
+    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=C.GANConfig.critic_norm,
+                   help="critic normalisation (docs/decisions.md §3; default %(default)s)")
+    p.add_argument("--sampling-bn", choices=C.SAMPLING_BN, default=C.UNetConfig.sampling_bn,
+                   help="generator batch norm of the final quality report (default %(default)s)")
+    p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                   help="quality checks during training and a full report at the end (trains the fold's "
+                        "16-0-NoAug reference U-Net first if missing; default on)")
     p.add_argument("--iterations", type=positive_int, default=None, help="GAN iterations (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
@@ -61,7 +66,7 @@ def main(argv=None) -> int:
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
-    from gan_seg_aug.experiment import choose_profile
+    from gan_seg_aug.experiment import choose_profile, ensure_reference_unet, final_quality_report, strategy_is_local
     from gan_seg_aug.gan_training import train_gan
     from gan_seg_aug.layout import gan_dir
 
@@ -70,14 +75,48 @@ def main(argv=None) -> int:
                      max_cases=C.get_profile(profile).max_cases)
     split, split_path = task_split(data)
     fold = fold_of(split, args.fold)
-    overrides = {k: v for k, v in (("critic_norm", args.critic_norm), ("iterations", args.iterations)) if v}
-    cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision,
+    overrides = {"iterations": args.iterations} if args.iterations else {}
+    cfg = C.gan_config(args.task, profile, seed=args.seed, precision=args.precision, critic_norm=args.critic_norm,
                        jit_compile=args.jit_compile_gan, **overrides)
     out = Path(args.out) if args.out else gan_dir(args.runs_dir, args.task, profile, data.source, args.fold,
                                                   cfg.critic_norm, cfg.seed, cfg.precision)
     print(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
-    train_gan(cfg, data, fold["train"], out, resume=args.resume, strategy=strategy)
+    context = {"data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None, "fold": args.fold}
+    reporter = None
+    if args.quality and strategy_is_local(strategy):
+        from gan_seg_aug.gan_report import Reporter
+
+        unet_args = scr_args(args, profile) if args.task == "scr_lung" else city_args(args, profile)
+        reference = ensure_reference_unet(args.task, unet_args, out.parent, print)
+        reporter = Reporter(out, {**C.to_dict(cfg), "dataset": data.source}, data, fold, reference_dir=reference)
+    train_gan(cfg, data, fold["train"], out, resume=args.resume, strategy=strategy, reporter=reporter, context=context)
+    if reporter is not None:
+        final_quality_report(reporter, out, args.sampling_bn, print)
     return 0
+
+
+def scr_args(args, profile):
+    """The reference U-Net's settings, through the experiment command's own parser (its defaults)."""
+    from gan_seg_aug.experiment import build_parser
+
+    return build_parser("scr_lung").parse_args(_common(args, profile) + ["--fold", str(args.fold)])
+
+
+def city_args(args, profile):
+    from gan_seg_aug.experiment import build_parser
+
+    return build_parser("cityscapes").parse_args(_common(args, profile))
+
+
+def _common(args, profile) -> list:
+    argv = ["--profile", profile, "--runs-dir", args.runs_dir, "--precision", args.precision]
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    if args.allow_partial:
+        argv.append("--allow-partial")
+    if args.cache_dir:
+        argv += ["--cache-dir", args.cache_dir]
+    return argv
 
 
 if __name__ == "__main__":

@@ -201,12 +201,16 @@ class UNetConfig:
     beta_1: float = 0.5
     beta_2: float = 0.9
     loss: str = "softmax"  # §2.6.3 softmax cross-entropy; see docs/decisions.md on §4.2.1 "sigmoid"
+    # generator BN when sampling the generated pairs (not stated in the thesis; docs/decisions.md §3)
+    sampling_bn: str = "moving"
     seed: int = 0
     precision: str = "float32"
     jit_compile: bool = False  # XLA for the update step: off by measurement (docs/decisions.md §9)
 
     def __post_init__(self):
         task_spec(self.task)
+        if self.sampling_bn not in SAMPLING_BN:
+            raise ValueError(f"unknown --sampling-bn {self.sampling_bn!r}: expected one of {', '.join(SAMPLING_BN)}")
         if self.n_real < 0 or self.n_generated < 0 or self.n_real + self.n_generated == 0:
             raise ValueError(f"invalid mix {self.n_real}-{self.n_generated}: need R-G with R, G >= 0 and R + G > 0")
         if self.precision not in PRECISIONS:

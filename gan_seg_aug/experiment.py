@@ -62,13 +62,25 @@ def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
     p.add_argument("--gan-checkpoint", default=None,
                    help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
-    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default="batch",
-                   help="GAN critic normalisation: batch (thesis Tables 4.1/4.3; default), layer (the authors' "
-                        "released code and the WGAN-GP reference), none")
+    add_gan_args(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
     add_execution_args(p, models=("gan", "unet"))
+
+
+def add_gan_args(p: argparse.ArgumentParser) -> None:
+    """The GAN settings every command shares (one owner for their spelling and defaults)."""
+    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=C.GANConfig.critic_norm,
+                   help="critic normalisation (docs/decisions.md §3): batch = BN with separate real / fake / "
+                        "interpolate calls; batch-joint / batch-realfake = BN on one joint call; layer = the "
+                        "authors' released code and the WGAN-GP reference; none (default %(default)s)")
+    p.add_argument("--sampling-bn", choices=C.SAMPLING_BN, default=C.UNetConfig.sampling_bn,
+                   help="generator batch norm when sampling pairs for the U-Net: moving averages or the "
+                        "statistics of the generated part of each minibatch (default %(default)s)")
+    p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                   help="GAN quality report (trains the fold's 16-0-NoAug reference U-Net first if missing; "
+                        "default on)")
 
 
 def add_execution_args(p: argparse.ArgumentParser, models=("gan", "unet")) -> None:
@@ -155,10 +167,13 @@ def run(task: str, args, log=print, strategy=None) -> dict:
     aug = aug_from_args(task, args)
     fold_no = getattr(args, "fold", 1)
     cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision,
-                        jit_compile=bool(getattr(args, "jit_compile_unet", False)))
+                        jit_compile=bool(getattr(args, "jit_compile_unet", False)),
+                        sampling_bn=getattr(args, "sampling_bn", C.UNetConfig.sampling_bn))
     name = run_name(cfg, aug, task)  # named from the paper-resolution setting, before rescaling
-    if n_gen > 0 and getattr(args, "critic_norm", "batch") != "batch":
-        name += f"_critic-{args.critic_norm}"
+    if n_gen > 0:
+        name += f"_critic-{args.critic_norm}_bn-{cfg.sampling_bn}"
+    if args.seed:
+        name += f"_seed{args.seed}"
     if aug is not None:
         aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
 
@@ -216,20 +231,71 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=Non
             raise SystemExit(f"error: --gan-checkpoint {gan_dir}: not a finished GAN run (no done.json); "
                              f"train it with experiments/train_gan.py or omit the flag")
     else:
-        norm = getattr(args, "critic_norm", "batch")
+        norm = getattr(args, "critic_norm", C.GANConfig.critic_norm)
         gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm,
                             jit_compile=bool(getattr(args, "jit_compile_gan", False)))
-        # one GAN per fold and critic variant; the thesis default keeps the plain name other tools expect
-        gan_dir = train_gan(gcfg, data, fold["train"], fdir / gan_dir_name(norm, args.seed, args.precision),
-                            resume=True, strategy=strategy, log=log)
+        gan_dir = fdir / gan_dir_name(norm, args.seed, args.precision)  # one GAN per fold and GAN setting
+        context = {"data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+                   "fold": getattr(args, "fold", 1)}
+        reporter = None
+        if getattr(args, "quality", False) and strategy_is_local(strategy):
+            from .gan_report import Reporter
+
+            reference = ensure_reference_unet(task, args, fdir, log)
+            reporter = Reporter(gan_dir, {**C.to_dict(gcfg), "dataset": data.source}, data, fold,
+                                reference_dir=reference)
+        train_gan(gcfg, data, fold["train"], gan_dir, resume=True, strategy=strategy, log=log, reporter=reporter,
+                  context=context)
+        if reporter is not None:
+            final_quality_report(reporter, gan_dir, cfg.sampling_bn, log)
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
     if (gh, gw) != (cfg.height, cfg.width):
         raise SystemExit(f"error: --gan-checkpoint {gan_dir} generates {gh}x{gw} pairs but this U-Net trains at "
                          f"{cfg.height}x{cfg.width} (profile {profile}); use a GAN of the same profile")
     generator = load_generator(gan_dir)
-    sampler = GeneratorSampler(generator, gan_cfg.get("latent_dim", 128), C.task_spec(task).n_classes, seed=args.seed)
+    batch_stats = cfg.sampling_bn == "batch"
+    # batch statistics over the generated part of each minibatch: one generator call per minibatch
+    sampler = GeneratorSampler(generator, gan_cfg.get("latent_dim", 128), C.task_spec(task).n_classes, seed=args.seed,
+                               training=batch_stats, chunk=cfg.n_generated if batch_stats else 32)
     return sampler, int(gan_cfg.get("iterations", 0)), str(gan_dir)
+
+
+def strategy_is_local(strategy) -> bool:
+    """The quality report runs where the chief writes; skipped on other workers."""
+    from . import distribute
+
+    return strategy is None or distribute.is_chief(strategy)
+
+
+def ensure_reference_unet(task: str, args, fdir: Path, log=print) -> Path:
+    """The fold's real-pairs-only U-Net (``16-0-NoAug`` / ``8-0-NoAug``), trained now if missing: the
+    quality report's reference network (gan_quality.py)."""
+    from .gan_quality import reference_run_name
+
+    out = fdir / reference_run_name(task)
+    if not (out / "summary.json").exists():
+        log(f"training the reference U-Net {out} for the GAN quality report (real pairs only)")
+        ref = argparse.Namespace(**{**vars(args), "mix": f"{C.task_spec(task).unet_batch}-0", "aug": False,
+                                    "shift_std": None, "scale_std": None, "translate_std": None, "elastic_std": None,
+                                    "flip": False, "seed": 0, "out": str(out), "gan_checkpoint": None})
+        run(task, ref, log=log)
+    return out
+
+
+def final_quality_report(reporter, gan_dir, sampling_bn: str, log=print) -> dict:
+    """The full report of a finished GAN (once; reused when it exists)."""
+    from .gan_quality import QualitySettings
+    from .gan_report import read_report
+    from .gan_training import load_generator
+
+    rep = read_report(gan_dir, sampling_bn)
+    if rep is None:
+        log(f"[quality] report on {gan_dir} (sampling BN {sampling_bn}) ...")
+        rep = reporter.final(load_generator(gan_dir), QualitySettings(sampling_bn=sampling_bn),
+                             read_json(Path(gan_dir) / "done.json")["iterations"])
+    log("[quality] " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
+    return rep
 
 
 def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary, gan_iterations,
@@ -237,6 +303,7 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
     import dataclasses
 
     from . import evaluate as E
+    from .gan_report import report_columns
     from .models import build_unet
 
     model = build_unet(task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
@@ -262,6 +329,9 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
         **provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed),
         "gan_iterations": gan_iterations, "gan_dir": gan_dir,
         "gan_critic_norm": read_json(Path(gan_dir) / "config.json").get("critic_norm") if gan_dir else None,
+        "sampling_bn": cfg.sampling_bn if gan_dir else None,
+        "gan_health": (read_json(Path(gan_dir) / "done.json").get("health") or {}).get("status") if gan_dir else None,
+        "gan_quality": report_columns(gan_dir, cfg.sampling_bn) if gan_dir else {},
         "unet_iterations": train_summary.get("iterations"), "best_iteration": train_summary.get("best_iteration"),
         "stopped_by": train_summary.get("stopped_by"),
         "resolution": [cfg.height, cfg.width], "unet_width_div": cfg.unet_width_div,
@@ -269,14 +339,18 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
     }
 
 
-def main(task: str, argv=None) -> int:
+def build_parser(task: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"experiments/{task}.py",
         description=f"Train (or reuse) the fold's GAN, train a U-Net on the --mix, evaluate on the test set ({task}).")
     if task == "scr_lung":
         p.add_argument("--fold", type=int, default=1, choices=(1, 2, 3), help="cross-validation fold (paper §V-A)")
     add_common_args(p, task)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(task: str, argv=None) -> int:
+    args = build_parser(task).parse_args(argv)
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     try:
         run(task, args, strategy=strategy)

@@ -32,9 +32,10 @@ from .artifacts import atomic_write_bytes, atomic_write_json, provenance, read_j
 from .config import GANConfig, to_dict, task_spec
 from .encoding import encode_mask
 from .gan_checkpoint import restore_latest, save_checkpoint
+from .gan_monitor import TrainingCurve, sample_grid
 
 # Fields that may change between sessions of one run without changing its trajectory.
-RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution")
+RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution", "data_dir", "fold")
 # How the noise of an iteration is drawn (gan.draw_noise); runs of older code drew it otherwise.
 NOISE_SCHEME = "stateless(seed, iteration)"
 N_FIXED_SAMPLES = 16
@@ -114,35 +115,20 @@ def build_networks(cfg: GANConfig):
     return g, d
 
 
-def sample_grid(generator, z, cols: int = 4) -> np.ndarray:
-    """uint8 BGR grid: each generated pair as image | raw mask channel side by side (thesis Figs. 5.2, 5.8)."""
-    x = np.asarray(generator(z, training=False), dtype=np.float32)
-    u8 = np.clip((x + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    img = u8[..., :-1]
-    img = np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., ::-1]  # RGB -> BGR for cv2
-    mask = np.repeat(u8[..., -1:], 3, axis=-1)
-    gap = 2
-    tiles = [np.concatenate([im, np.full((im.shape[0], gap, 3), 128, np.uint8), m], axis=1)
-             for im, m in zip(img, mask)]
-    th, tw = tiles[0].shape[:2]
-    rows = -(-len(tiles) // cols)
-    grid = np.full((rows * (th + 2 * gap), cols * (tw + 4 * gap), 3), 32, np.uint8)
-    for k, t in enumerate(tiles):
-        r, c = divmod(k, cols)
-        grid[r * (th + 2 * gap): r * (th + 2 * gap) + th, c * (tw + 4 * gap): c * (tw + 4 * gap) + tw] = t
-    return grid
-
-
 def _fmt_eta(seconds: float) -> str:
     s = int(max(seconds, 0))
     return f"{s // 86400}d {s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 86400 else \
         f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, strategy=None, log=print) -> Path:
+def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, strategy=None, log=print,
+              reporter=None, context: dict | None = None) -> Path:
     """Train (or reuse, or resume) the WGAN-GP of one training set; returns the run directory.
 
-    ``strategy``: a ``tf.distribute`` strategy from ``distribute.make_strategy`` (default: one device)."""
+    ``strategy``: a ``tf.distribute`` strategy from ``distribute.make_strategy`` (default: one device).
+    ``reporter``: a :class:`gan_report.Reporter`-like object whose ``during_training(generator, it)``
+    runs the cheap quality checks at every sample grid.  ``context``: where the data came from
+    (``data_dir``, ``fold``), recorded in ``config.json`` for the quality command."""
     import cv2
     import keras
     import tensorflow as tf
@@ -168,7 +154,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     ids_digest = hashlib.sha256("\n".join(sorted(train_ids)).encode()).hexdigest()[:16]
     record = {**to_dict(cfg), "dataset": data.source, "n_train_cases": len(pairs),
               "train_ids_sha256_16": ids_digest, "train_data_sha256_16": pairs.digest(), "noise": NOISE_SCHEME,
-              "execution": distribute.describe(strategy)}
+              "execution": distribute.describe(strategy), **(context or {})}
     if (out_dir / "config.json").exists():
         _check_same_run(out_dir / "config.json", read_json(out_dir / "config.json"), record)
     done_path = out_dir / "done.json"
@@ -225,6 +211,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     writer = tf.summary.create_file_writer(str(write_dir / "tensorboard"))
     log_every = max(1, min(25, cfg.iterations // 100))
     metrics, t_window, it_window, t_session = {}, time.time(), start, time.time()
+    curve = TrainingCurve(write_dir / "metrics.csv", start, cfg.iterations)
     for it in range(start + 1, cfg.iterations + 1):
         idx = real_minibatch_indices(len(pairs), it, n_critic=cfg.n_critic, batch_size=cfg.batch_size, seed=cfg.seed)
         model.train_step(tf.constant(pairs[idx]))
@@ -242,14 +229,21 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                     # tf.summary.scalar needs the tensorboard package; this is the same record without it
                     tf.summary.write(name, tf.constant(value, tf.float32), metadata=tb_scalar)
             writer.flush()
+            health, changed = curve.add(it, metrics)
             log(f"[gan] iter {it}/{cfg.iterations} | critic {metrics['critic_loss']:.4f}"
                 f" | W {metrics['wasserstein']:.4f} | gp {metrics['gp']:.4f} | gen {metrics['gen_loss']:.4f} | {its:.3g} it/s"
-                f" | ETA {_fmt_eta((cfg.iterations - it) / its)}")
+                f" | ETA {_fmt_eta((cfg.iterations - it) / its)} | health {health['status']}")
+            if changed and health["status"] not in ("ok", "too_early"):
+                log(f"[gan] WARNING: training looks unhealthy ({health['status']}): {health['rule']}; the sample grids "
+                    f"in {sample_dir} show what it generates (docs/decisions.md §3)")
         if it % cfg.sample_every == 0 or it == cfg.iterations:
             ok, png = cv2.imencode(".png", sample_grid(generator, fixed_z))
             if not ok:
                 raise RuntimeError(f"could not encode the sample grid of iteration {it} as PNG")
             atomic_write_bytes(sample_dir / f"iter_{it:06d}.png", png.tobytes())
+            if reporter is not None and chief:
+                q = reporter.during_training(generator, it)
+                log(f"[gan] quality at {it}: " + ", ".join(f"{k} {v:.3g}" for k, v in q.items() if k != "iteration"))
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
             save_checkpoint(model, write_ckpt_dir, it)
     writer.close()
@@ -259,12 +253,16 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         distribute.barrier(strategy)  # the U-Net stage that follows loads the chief's generator
         return out_dir
 
-    # ---- the product: the generator's weights, then done.json (its presence = finished)
+    # ---- the product: the generator's weights and its portable copy, then done.json (its presence = finished)
+    from .portable import save_portable
+
     tmp = out_dir / ".generator.tmp.weights.h5"  # Keras insists on the .weights.h5 suffix
     generator.save_weights(tmp)
     tmp.replace(out_dir / "generator.weights.h5")
+    save_portable(generator, out_dir)
     atomic_write_json(done_path, {
         "iterations": cfg.iterations, "final_metrics": metrics, "generator": "generator.weights.h5",
+        "health": curve.health(),
         "resumed_from": start, "session_seconds": round(time.time() - t_session, 1),
         "provenance": provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed, iterations=cfg.iterations)})
     distribute.barrier(strategy)

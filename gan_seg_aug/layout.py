@@ -4,7 +4,7 @@
 
     <runs_dir>/<task>/<profile>/<dataset>/fold<k>/
         gan_critic-<norm>[_seed<s>][_<precision>]/   one pair GAN per fold and setting (done.json = finished)
-            quality/                                 its quality report (gan_quality.json, figure)
+            quality/                                 its quality reports (gan_quality_bn-<mode>.json / .png)
         <network id>[...]/                           one U-Net run (summary.json = finished)
 
 Every setting that changes a GAN's result is in its directory name, so two settings never share a
@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GAN_DONE, UNET_DONE = "done.json", "summary.json"
-QUALITY_DIR, QUALITY_JSON = "quality", "gan_quality.json"
+QUALITY_DIR = "quality"
 
 
 def default_runs_dir() -> Path:

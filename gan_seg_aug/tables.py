@@ -51,13 +51,24 @@ def _close(a, b) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
-def matches(spec: RunSpec, summary: dict) -> bool:
-    """Does this finished run have the configuration of ``spec``?
+# What runs made before a setting was recorded did (docs/decisions.md §3).
+LEGACY_GAN = {"gan_critic_norm": "batch", "sampling_bn": "moving"}
+
+
+def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
+    """Does this finished run have the configuration of ``spec`` and the GAN / seed settings ``want``
+    (``critic_norm``, ``sampling_bn``, ``seed``; omitted keys are not checked)?
 
     Pixel stds are accepted at the paper's resolution or rescaled to the run's resolution
     (profiles below the paper size record ``AugParams.scaled`` values).
     """
-    s = summary
+    s, want = summary, want or {}
+    if "seed" in want and int(s.get("seed") or 0) != int(want["seed"]):
+        return False
+    if spec.n_generated > 0:
+        for key, field in (("critic_norm", "gan_critic_norm"), ("sampling_bn", "sampling_bn")):
+            if key in want and (s.get(field) or LEGACY_GAN[field]) != want[key]:
+                return False
     if (s.get("task") != spec.task or int(s.get("fold", 1)) != spec.fold or s.get("n_real") != spec.n_real
             or s.get("n_generated") != spec.n_generated or bool(s.get("augment")) != (spec.aug is not None)):
         return False
@@ -79,8 +90,8 @@ def matches(spec: RunSpec, summary: dict) -> bool:
         return False
 
 
-def find_run(spec: RunSpec, runs: list[FinishedRun]) -> FinishedRun | None:
-    hits = [r for r in runs if matches(spec, r.summary)]
+def find_run(spec: RunSpec, runs: list[FinishedRun], want: dict | None = None) -> FinishedRun | None:
+    hits = [r for r in runs if matches(spec, r.summary, want)]
     if not hits:
         return None
     named = [r for r in hits if r.run_dir.name == spec.run_name]
@@ -125,13 +136,21 @@ def resolve_run_dir(text: str) -> Path:
     return p if p.is_absolute() else REPO_ROOT / p
 
 
-INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "gan_iterations", "unet_iterations", "best_iteration",
+GAN_QUALITY_COLUMNS = ("gan_pair_consistency", "gan_kid_vs_train", "gan_precision", "gan_recall",
+                       "gan_one_component_fraction", "gan_category_tv_distance", "gan_memorised_fraction")
+INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "critic_norm", "sampling_bn", "gan_health",
+                *GAN_QUALITY_COLUMNS, "gan_iterations", "unet_iterations", "best_iteration",
                 "stopped_by", "seed", "git_commit", "date", "run_dir")
 
 
 def _run_info(run: FinishedRun) -> dict:
     s = run.summary
+    gen = (s.get("n_generated") or 0) > 0
+    quality = s.get("gan_quality") or {}
     return {"profile": s.get("profile"), "dataset": s.get("dataset"), "n_test": (s.get("test") or {}).get("n"),
+            "critic_norm": (s.get("gan_critic_norm") or LEGACY_GAN["gan_critic_norm"]) if gen else None,
+            "sampling_bn": (s.get("sampling_bn") or LEGACY_GAN["sampling_bn"]) if gen else None,
+            "gan_health": s.get("gan_health"), **{c: quality.get(c) for c in GAN_QUALITY_COLUMNS},
             "gan_iterations": s.get("gan_iterations"), "unet_iterations": s.get("unet_iterations"),
             "best_iteration": s.get("best_iteration"), "stopped_by": s.get("stopped_by"), "seed": s.get("seed"),
             "git_commit": s.get("git_commit"), "date": s.get("date"), "run_dir": display_path(run.run_dir)}
@@ -153,9 +172,9 @@ def _setting_columns(row: TableRow, task: str) -> dict:
     return cols | ({"elastic_px": a.elastic_std} if task == "scr_lung" else {"flip": a.flip})
 
 
-def _single_run_row(row: TableRow, runs, profile, dataset) -> dict:
+def _single_run_row(row: TableRow, runs, profile, dataset, want=None) -> dict:
     spec = row.runs[0]
-    run = find_run(spec, runs)
+    run = find_run(spec, runs, want)
     out = {"row_id": row.row_id}
     if row.aug is not None:
         out |= _setting_columns(row, spec.task)
@@ -179,13 +198,13 @@ def _single_run_row(row: TableRow, runs, profile, dataset) -> dict:
 SCR_METRICS = ("dice", "hausdorff_mm", "hd95_mm", "assd_mm")
 
 
-def _pooled_row(row: TableRow, runs, profile, dataset) -> dict:
+def _pooled_row(row: TableRow, runs, profile, dataset, want=None) -> dict:
     spec0 = row.runs[0]
     out = {"row_id": row.row_id, "network_id": spec0.network_id, "n_real": spec0.n_real,
            "n_generated": spec0.n_generated, "augment": spec0.aug is not None}
     found, frames = [], []
     for spec in row.runs:
-        run = find_run(spec, runs)
+        run = find_run(spec, runs, want)
         csv = run.run_dir / "metrics_per_image.csv" if run else None
         if run and not csv.exists():
             print(f"warning: {csv} missing; fold {spec.fold} of {spec.network_id} left out")
@@ -212,17 +231,19 @@ def _pooled_row(row: TableRow, runs, profile, dataset) -> dict:
     return out | merged | {"status": status}
 
 
-def build_table(table: str, runs_dir, profile: str, dataset: str, folds=SCR_FOLDS, only=None) -> pd.DataFrame:
+def build_table(table: str, runs_dir, profile: str, dataset: str, folds=SCR_FOLDS, only=None,
+                want: dict | None = None) -> pd.DataFrame:
     """Table ``I``..``IV`` from the finished runs under ``runs_dir`` (missing rows kept, marked).
 
     ``dataset`` is ``real`` or ``synthetic`` (the embedded default data); ``only`` restricts the
-    rows (row ids or run names), as ``experiments/tables.py --only`` does.
+    rows (row ids or run names), as ``experiments/tables.py --only`` does; ``want``: the GAN and seed
+    settings a run must have been made with (:func:`matches`).
     """
     task = TABLE_TASK.get(table)
     rows = select_rows(table_rows(table, folds), only)
     runs = finished_runs(runs_dir, task, profile, dataset)
     make = _pooled_row if table == "II" else _single_run_row
-    frame = pd.DataFrame([make(r, runs, profile, dataset) for r in rows])
+    frame = pd.DataFrame([make(r, runs, profile, dataset, want) for r in rows])
     for c in ("n_real", "n_generated", "n_test", "gan_iterations", "unet_iterations", "best_iteration", "seed",
               "hausdorff_undefined"):
         if c in frame and frame[c].map(lambda v: v is None or _is_whole(v)).all():

@@ -49,6 +49,8 @@ from .unet_checkpoint import load_checkpoint, save_checkpoint, save_weights
 
 # Settings that change how a step is executed, not what it computes: a run may resume with others.
 EXECUTION_FIELDS = ("jit_compile",)
+# Settings added after runs were made, with the value that reproduces what the code did before them.
+LEGACY_DEFAULTS = {"sampling_bn": "moving"}
 
 # Not stated in the thesis.  The authors' code derives from the WGAN-GP code (§4.2), which uses
 # TF1's tf.train.AdamOptimizer and its default epsilon 1e-8 (Keras' default is 1e-7).
@@ -292,7 +294,7 @@ def _check_same_run(out: Path, identity: dict):
     saved = read_json(out / "config.json")
     mine = _jsonable(identity)
     differ = [k for k in mine["config"] if k not in EXECUTION_FIELDS
-              and (saved.get("config") or {}).get(k) != mine["config"][k]]
+              and (saved.get("config") or {}).get(k, LEGACY_DEFAULTS.get(k)) != mine["config"][k]]
     if saved.get("aug") != mine["aug"]:
         differ.append("aug")
     if differ:

@@ -200,7 +200,7 @@ def test_cli_smoke_run(tmp_path, capsys):
 
 
 def test_sample_grid_puts_image_and_mask_side_by_side():
-    from gan_seg_aug.gan_training import sample_grid
+    from gan_seg_aug.gan_monitor import sample_grid
 
     def fake_generator(z, training):  # Cityscapes-like pairs: RGB = (1, -1, -1) (red), mask = +1
         assert training is False  # the grid shows what the U-Net's sampler will draw
@@ -209,9 +209,13 @@ def test_sample_grid_puts_image_and_mask_side_by_side():
         x[..., 3] = 1.0
         return x
 
-    grid = sample_grid(fake_generator, np.zeros((5, 3), np.float32), cols=4)
-    assert grid.dtype == np.uint8 and grid.shape[0] == 2 * (4 + 4)  # 5 pairs -> 2 rows
-    np.testing.assert_array_equal(grid[0, 0], [0, 0, 255])  # red in BGR
-    np.testing.assert_array_equal(grid[0, 8], [128, 128, 128])  # a 2 px grey gap, then the mask
-    np.testing.assert_array_equal(grid[0, 8 + 2], [255, 255, 255])
+    grid = sample_grid(fake_generator, np.zeros((5, 3), np.float32), cols=4, min_side=1)
+    head = 14  # each tile has a label bar ("k: image" / "k: mask channel") above it
+    assert grid.dtype == np.uint8 and grid.shape[0] == 2 * (head + 4 + 4)  # 5 pairs -> 2 rows
+    assert (grid[:head, :8] != 32).any(), "the label bar carries text"
+    np.testing.assert_array_equal(grid[head, 0], [0, 0, 255])  # red in BGR
+    np.testing.assert_array_equal(grid[head, 8], [128, 128, 128])  # a 2 px grey gap, then the mask
+    np.testing.assert_array_equal(grid[head, 8 + 2], [255, 255, 255])
     assert (grid[-1, -1] == 32).all()  # unused grid cells stay background
+    big = sample_grid(fake_generator, np.zeros((1, 3), np.float32), cols=1, min_side=16)
+    assert big.shape[0] == head + 16 + 4  # small tiles are enlarged to min_side

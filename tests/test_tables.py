@@ -16,7 +16,9 @@ import pytest
 
 from gan_seg_aug import run_catalogue as R
 from gan_seg_aug import tables as T
+from gan_seg_aug.config import GANConfig
 from gan_seg_aug.experiment import fold_dir
+from gan_seg_aug.layout import gan_dir_name
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "results" / "paper"
@@ -187,14 +189,14 @@ out = Path(a[a.index("--out") + 1]); out.mkdir(parents=True, exist_ok=True)
 print("fake gan", " ".join(a[1:]))
 (out / "done.json").write_text("{}")
 '''
-FAKE_UNET = '''import json, sys
+FAKE_UNET = f"GAN_NAME = {gan_dir_name(GANConfig.critic_norm)!r}\n" + '''import json, sys
 from pathlib import Path
 a = sys.argv
 mix = a[a.index("--mix") + 1]; r, g = map(int, mix.split("-"))
 fold = int(a[a.index("--fold") + 1]) if "--fold" in a else 1
 task = "scr_lung" if "scr" in Path(a[0]).name else "cityscapes"
 fdir = Path(a[a.index("--runs-dir") + 1]) / task / a[a.index("--profile") + 1] / "synthetic" / f"fold{fold}"
-if g and not (fdir / "gan" / "done.json").exists():
+if g and not (fdir / GAN_NAME / "done.json").exists():
     print("GAN of this fold not trained"); sys.exit(4)
 if (Path(a[0]).parent / "FAIL_0-8").exists() and mix == "0-8":
     print("simulated failure"); sys.exit(3)
@@ -225,7 +227,7 @@ def test_sweep_trains_gans_first_reports_failures_and_writes_tables(tmp_path, mo
     assert "exit 3" in err and "0-8" in err and "0-8-NoAug.log" in err
     fold = runs / "cityscapes" / "smoke" / "synthetic" / "fold1"
     assert "simulated failure" in (fold / "0-8-NoAug.log").read_text()
-    assert "fake gan" in (fold / "gan.log").read_text()
+    assert "fake gan" in (fold / f"{gan_dir_name(GANConfig.critic_norm)}.log").read_text()
     table = pd.read_csv(results / "table_IV.csv").set_index("row_id")
     assert table["status"].to_dict() == {"8-0-Aug": "ok", "8-0-NoAug": "ok", "4-4-Aug": "ok", "4-4-NoAug": "ok",
                                          "0-8-Aug": "missing", "0-8-NoAug": "missing"}
@@ -272,8 +274,10 @@ def test_cli_rejects_bad_arguments(tmp_path):
 @pytest.mark.slow
 def test_smoke_sweep_writes_all_four_tables(smoke_sweep):
     results = smoke_sweep["results"]
-    expect_ok = {"I": {"sh0.05_sc0.05_tr10_el10"}, "II": {"8-8-NoAug", "16-0-Aug"},
-                 "III": {"sh0_sc0_tr0_flip1"}, "IV": {"4-4-NoAug", "8-0-Aug"}}
+    # the GAN stage also trains each fold's real-pairs-only reference U-Net (16-0-NoAug / 8-0-NoAug) for the
+    # GAN quality report, and those are rows too
+    expect_ok = {"I": {"sh0.05_sc0.05_tr10_el10", "sh0_sc0_tr0_el0"}, "II": {"8-8-NoAug", "16-0-Aug", "16-0-NoAug"},
+                 "III": {"sh0_sc0_tr0_flip1", "sh0_sc0_tr0_flip0"}, "IV": {"4-4-NoAug", "8-0-Aug", "8-0-NoAug"}}
     for t, ok in expect_ok.items():
         table = pd.read_csv(results / f"table_{t}.csv")
         assert set(table.loc[table["status"] == "ok", "row_id"]) == ok, t
@@ -286,4 +290,6 @@ def test_smoke_sweep_writes_all_four_tables(smoke_sweep):
     t2 = pd.read_csv(results / "table_II.csv").set_index("row_id")
     assert 0.0 <= t2.loc["8-8-NoAug", "dice_mean"] <= 1.0 and t2.loc["8-8-NoAug", "gan_iterations"] > 0
     fold1 = smoke_sweep["runs"] / "scr_lung" / "smoke" / "synthetic" / "fold1"
-    assert (fold1 / "gan.log").exists() and (fold1 / "8-8-NoAug.log").exists()
+    assert (fold1 / f"{gan_dir_name(GANConfig.critic_norm)}.log").exists() and (fold1 / "8-8-NoAug.log").exists()
+    assert t2.loc["8-8-NoAug", "critic_norm"] == GANConfig.critic_norm and t2.loc["8-8-NoAug", "gan_health"]
+    assert 0.0 <= t2.loc["8-8-NoAug", "gan_pair_consistency"] <= 1.0  # the quality of the generator it sampled
