@@ -6,6 +6,7 @@ Prints, for every ``table_<N>.csv`` in the results directory, our value next to 
 """
 import argparse
 import datetime
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from
 
 from gan_seg_aug import compare as C  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_text, git_commit  # noqa: E402
+from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+
+log = logging.getLogger("gan_seg_aug.experiments.compare")  # __name__ is __main__ when run
 
 
 def main(argv=None) -> int:
@@ -21,7 +25,9 @@ def main(argv=None) -> int:
                    help="directory holding table_I.csv ... table_IV.csv (default: %(default)s)")
     p.add_argument("--markdown", default=None, help="also write the comparison as Markdown to this file")
     p.add_argument("--paper-dir", default=str(C.PAPER_DIR), help="the paper's tables (default: %(default)s)")
+    add_verbosity_args(p)
     args = p.parse_args(argv)
+    configure(verbosity(args))
     try:
         comparisons = C.compare_results(args.results_dir, args.paper_dir)
     except (FileNotFoundError, ValueError, KeyError) as e:
@@ -34,7 +40,7 @@ def main(argv=None) -> int:
         footer = (f"\n_Made by `experiments/compare.py {args.results_dir}` at commit {git_commit()} on {date}; "
                   f"each row's own profile, dataset, commit and date are in the table CSVs._\n")
         atomic_write_text(args.markdown, C.format_markdown(comparisons) + footer)
-        print(f"wrote {args.markdown}")
+        log.info(f"wrote {args.markdown}")
     if not comparisons:
         print(f"error: no table_*.csv in {args.results_dir}: run experiments/tables.py first", file=sys.stderr)
         return 1

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+
+log = logging.getLogger("gan_seg_aug.experiments.gan_quality")  # __name__ is __main__ when run
 
 
 def parse_args(argv=None):
@@ -35,22 +40,28 @@ def parse_args(argv=None):
     p.add_argument("--train-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="train the fold's reference U-Net if it is missing (default on)")
     p.add_argument("--force", action="store_true", help="recompute a report that exists")
-    p.add_argument("--json", action="store_true", help="print only the JSON line")
+    p.add_argument("--json", action="store_true", help="print only the JSON line (the notes go to stderr)")
+    add_verbosity_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure(verbosity(args), stream=sys.stderr if args.json else None)  # stdout: the JSON line last
     gan_dir = Path(args.gan_dir)
     if not (gan_dir / "done.json").is_file():
         sys.exit(f"error: --gan-dir {gan_dir}: not a finished GAN run (no done.json)")
     if args.n < 5:
         sys.exit(f"error: --n {args.n}: expected at least 5 generated pairs")
 
+    from gan_seg_aug.tf_quiet import import_tensorflow
+
+    import_tensorflow()
     from gan_seg_aug.artifacts import read_json
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
-    from gan_seg_aug.experiment import build_parser, ensure_reference_unet
+    from gan_seg_aug.experiment import ensure_reference_unet
+    from gan_seg_aug.experiment_args import build_parser
     from gan_seg_aug.gan_quality import QualitySettings, report_name
     from gan_seg_aug.gan_report import Reporter
     from gan_seg_aug.gan_training import load_generator
@@ -62,11 +73,10 @@ def main(argv=None) -> int:
     fold_no = args.fold or cfg.get("fold") or 1
     if cfg.get("dataset") == "real" and not data_dir:
         sys.exit(f"error: {gan_dir / 'config.json'} records no data_dir: pass --data-dir (the GAN was trained on real data)")
-    note = print if not args.json else (lambda m: print(m, file=sys.stderr))
     from gan_seg_aug.config import get_profile
 
     data = load_task(task, data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
-                     max_cases=get_profile(profile).max_cases, log=note)
+                     max_cases=get_profile(profile).max_cases)
     split, _ = task_split(data)
     fold = fold_of(split, fold_no)
     reference = None
@@ -75,7 +85,7 @@ def main(argv=None) -> int:
         argv += (["--data-dir", data_dir] if data_dir else []) + (["--allow-partial"] if args.allow_partial else [])
         argv += (["--cache-dir", args.cache_dir] if args.cache_dir else [])
         argv += ["--fold", str(fold_no)] if task == "scr_lung" else []
-        reference = ensure_reference_unet(task, build_parser(task).parse_args(argv), gan_dir.parent, note)
+        reference = ensure_reference_unet(task, build_parser(task).parse_args(argv), gan_dir.parent)
     reporter = Reporter(gan_dir, cfg, data, fold, reference_dir=reference)
     generator = load_generator(gan_dir)
     iterations = read_json(gan_dir / "done.json")["iterations"]
@@ -85,10 +95,10 @@ def main(argv=None) -> int:
         path = quality_dir(gan_dir) / f"{report_name(mode)}.json"
         if path.exists() and not args.force:
             rep = read_json(path)
-            note(f"[quality] {path} exists (--force to recompute)")
+            log.info(f"[quality] {path} exists (--force to recompute)")
         else:
             rep = reporter.final(generator, QualitySettings(n=args.n, sampling_bn=mode, seed=args.seed), iterations)
-        note(f"[quality] sampling BN {mode}: " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
+        log.info(f"[quality] sampling BN {mode}: " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
         out["reports"][mode] = rep["summary"]
     print(json.dumps(out))
     return 0

@@ -13,29 +13,21 @@ last) records the seed, the GAN run and its settings, and its quality scores whe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan_seg_aug.cli_args import positive_int  # noqa: E402
+
 from gan_seg_aug.config import SAMPLING_BN  # noqa: E402  (no TensorFlow: --help stays fast)
+from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 from gan_seg_aug.sample_disk import FORMATS, check_request  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):  # one line, not the usage block
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,22 +45,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "of each generated batch (the authors' sampling)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier sample set in --out (only its manifest, pairs.npz and numbered PNGs)")
+    add_verbosity_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure(verbosity(args), stream=sys.stderr)  # progress on stderr; stdout: the one result line
     try:
         check_request(args.gan_dir, args.n, args.out, args.format, args.batch, args.sampling_bn, args.overwrite)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from gan_seg_aug.sample_disk import sample_to_disk, stderr_log
+    from gan_seg_aug.tf_quiet import import_tensorflow
+
+    import_tensorflow()
+    from gan_seg_aug.sample_disk import sample_to_disk
 
     try:
         manifest = sample_to_disk(args.gan_dir, args.n, args.out, seed=args.seed, fmt=args.format, batch=args.batch,
-                                  sampling_bn=args.sampling_bn, overwrite=args.overwrite, log=stderr_log)
+                                  sampling_bn=args.sampling_bn, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

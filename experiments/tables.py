@@ -17,6 +17,7 @@ a finished run are kept with status ``missing``.  A failed run is reported (comm
 log) and makes the exit code non-zero, after the tables are written with the rows that exist.
 """
 import argparse
+import logging
 import os
 import shlex
 import subprocess
@@ -30,13 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from
 
 from gan_seg_aug import run_catalogue as R  # noqa: E402
 from gan_seg_aug import tables as T  # noqa: E402
-from gan_seg_aug.experiment import add_gan_args, fold_dir  # noqa: E402
+from gan_seg_aug.experiment_args import add_gan_args  # noqa: E402
+from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import gan_dir_name  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
+from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
 SCRIPTS = {"scr_lung": EXPERIMENTS / "scr_lung.py", "cityscapes": EXPERIMENTS / "cityscapes.py",
            "gan": EXPERIMENTS / "train_gan.py"}
+
+log = logging.getLogger("gan_seg_aug.experiments.tables")  # __name__ is __main__ when run
 
 
 @dataclass
@@ -80,6 +85,7 @@ def parse_args(argv=None):
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
     p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
     add_gan_args(p)
+    add_verbosity_args(p)
     args = p.parse_args(argv)
     if args.jobs < 1:
         raise SystemExit(f"error: --jobs {args.jobs}: expected a whole number >= 1")
@@ -109,7 +115,9 @@ def _data_flags(task, args) -> list:
     return ((["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
             + (["--strategy", args.strategy] if args.strategy != "default" else [])
             + ["--seed", str(args.seed), "--critic-norm", args.critic_norm]
-            + ([] if args.quality else ["--no-quality"]))
+            + ([] if args.quality else ["--no-quality"])
+            # -v reaches the runs' logs; -q does not: their last line is the sweep's "ok" summary
+            + (["-" + "v" * args.verbose] if args.verbose else []))
 
 
 def want(args) -> dict:
@@ -178,14 +186,15 @@ def _run(job: Job) -> Job:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(T.REPO_ROOT), env.get("PYTHONPATH")]))
     job.log.parent.mkdir(parents=True, exist_ok=True)
+    log.debug(f"starting {job.label}: {shlex.join(job.argv)}")
     t0 = time.time()
-    with open(job.log, "a") as log:
-        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.argv)}\n")
-        log.flush()
+    with open(job.log, "a") as out:
+        out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.argv)}\n")
+        out.flush()
         try:
-            rc = subprocess.run(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            rc = subprocess.run(job.argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
         except OSError as e:
-            log.write(f"could not start: {e}\n")
+            out.write(f"could not start: {e}\n")
             rc = -1
     job.result = {"rc": rc, "seconds": time.time() - t0}
     return job
@@ -199,11 +208,11 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def execute(gans: list, unets: list, n_jobs: int, log=print) -> list[Job]:
+def execute(gans: list, unets: list, n_jobs: int) -> list[Job]:
     """Run the jobs, GANs first; return the failed ones (and those skipped because their GAN failed)."""
     for j in gans + unets:
         if j.finished:
-            log(f"already finished: {j.label}")
+            log.info(f"already finished: {j.label}")
     pending_gans = {j.gan for j in gans if not j.finished}
     todo_gans = [j for j in gans if not j.finished]
     ready = [j for j in unets if not j.finished and j.gan not in pending_gans]
@@ -218,10 +227,10 @@ def execute(gans: list, unets: list, n_jobs: int, log=print) -> list[Job]:
                 count += 1
                 rc, secs = job.result["rc"], job.result["seconds"]
                 if rc == 0:
-                    log(f"[{count}/{total}] ok      {job.label} ({secs:.0f} s): {_last_line(job.log)}")
+                    log.info(f"[{count}/{total}] ok      {job.label} ({secs:.0f} s): {_last_line(job.log)}")
                 else:
                     failed.append(job)
-                    log(f"[{count}/{total}] FAILED  {job.label} (exit {rc}, {secs:.0f} s); log: {job.log}")
+                    log.info(f"[{count}/{total}] FAILED  {job.label} (exit {rc}, {secs:.0f} s); log: {job.log}")
                 if job.is_gan:
                     deps = [j for j in waiting if j.gan == job.gan]
                     waiting = [j for j in waiting if j.gan != job.gan]
@@ -232,25 +241,26 @@ def execute(gans: list, unets: list, n_jobs: int, log=print) -> list[Job]:
                             count += 1
                             d.result = {"rc": None, "seconds": 0.0}
                             failed.append(d)
-                            log(f"[{count}/{total}] SKIPPED {d.label}: its GAN failed")
+                            log.info(f"[{count}/{total}] SKIPPED {d.label}: its GAN failed")
     return failed
 
 
-def write_tables(args, log=print) -> list[Path]:
+def write_tables(args) -> list[Path]:
     out = []
     for t in args.tables:
         task = R.TABLE_TASK[t]
         frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), folds=args.folds, want=want(args))
         path = atomic_write_csv(Path(args.results_dir) / f"table_{t}.csv", frame)
         counts = frame["status"].value_counts().to_dict()
-        log(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
-            f"; profile {args.profile}, {dataset(task, args)} data)")
+        log.info(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
+                 f"; profile {args.profile}, {dataset(task, args)} data)")
         out.append(path)
     return out
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure(verbosity(args))
     if args.profile is None:
         from gan_seg_aug.experiment import choose_profile
 

@@ -10,6 +10,7 @@ experiments sample from; an interrupted run continues where it stopped, a finish
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,19 +18,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan_seg_aug.cli_args import positive_int  # noqa: E402
+
 from gan_seg_aug import config as C  # noqa: E402
-from gan_seg_aug.experiment import add_execution_args, strategy_from_args  # noqa: E402
+from gan_seg_aug.experiment_args import add_execution_args, strategy_from_args  # noqa: E402
 from gan_seg_aug.layout import default_runs_dir  # noqa: E402
+from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+log = logging.getLogger("gan_seg_aug.experiments.train_gan")  # __name__ is __main__ when run
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,11 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
     add_execution_args(p, models=("gan",))
+    add_verbosity_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    configure(verbosity(args))
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
@@ -80,30 +78,30 @@ def main(argv=None) -> int:
                        jit_compile=args.jit_compile_gan, **overrides)
     out = Path(args.out) if args.out else gan_dir(args.runs_dir, args.task, profile, data.source, args.fold,
                                                   cfg.critic_norm, cfg.seed, cfg.precision)
-    print(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
+    log.info(f"fold {args.fold} of {split_path.name}: {len(fold['train'])} training cases")
     context = {"data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None, "fold": args.fold}
     reporter = None
     if args.quality and strategy_is_local(strategy):
         from gan_seg_aug.gan_report import Reporter
 
         unet_args = scr_args(args, profile) if args.task == "scr_lung" else city_args(args, profile)
-        reference = ensure_reference_unet(args.task, unet_args, out.parent, print)
+        reference = ensure_reference_unet(args.task, unet_args, out.parent)
         reporter = Reporter(out, {**C.to_dict(cfg), "dataset": data.source}, data, fold, reference_dir=reference)
     train_gan(cfg, data, fold["train"], out, resume=args.resume, strategy=strategy, reporter=reporter, context=context)
     if reporter is not None:
-        final_quality_report(reporter, out, args.sampling_bn, print)
+        final_quality_report(reporter, out, args.sampling_bn)
     return 0
 
 
 def scr_args(args, profile):
     """The reference U-Net's settings, through the experiment command's own parser (its defaults)."""
-    from gan_seg_aug.experiment import build_parser
+    from gan_seg_aug.experiment_args import build_parser
 
     return build_parser("scr_lung").parse_args(_common(args, profile) + ["--fold", str(args.fold)])
 
 
 def city_args(args, profile):
-    from gan_seg_aug.experiment import build_parser
+    from gan_seg_aug.experiment_args import build_parser
 
     return build_parser("cityscapes").parse_args(_common(args, profile))
 

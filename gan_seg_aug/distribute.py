@@ -39,7 +39,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+from .config import STRATEGIES  # noqa: F401  (the owner of the flag's choices)
 
 
 def configure_logical_cpus(n: int) -> list:

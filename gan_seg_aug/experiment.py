@@ -13,6 +13,7 @@ atomically, so its presence means the run is complete.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,10 @@ from . import config as C
 from .artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 
 from .layout import REPO_ROOT, fold_dir  # noqa: F401  (re-exported for the commands)
+from .experiment_args import aug_from_args, build_parser, strategy_from_args  # noqa: F401  (the commands' flags)
+from .log_setup import configure, verbosity
+
+log = logging.getLogger(__name__)
 
 
 def gpu_available() -> bool:
@@ -29,106 +34,19 @@ def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def choose_profile(requested: str | None, log=print) -> str:
+def choose_profile(requested: str | None) -> str:
     """``paper`` when a GPU is visible, otherwise ``cpu`` -- and say why (issue 5, item 4)."""
     if requested:
         C.get_profile(requested)
         if requested == "paper" and not gpu_available():
-            log("note: --profile paper without a GPU: the thesis schedule takes days on this CPU "
-                "(15-25 s per full-size SCR GAN iteration, 5-13 s per U-Net step).")
+            log.info("note: --profile paper without a GPU: the thesis schedule takes days on this CPU "
+                     "(15-25 s per full-size SCR GAN iteration, 5-13 s per U-Net step).")
         return requested
     if gpu_available():
         return "paper"
-    log("no GPU visible: using --profile cpu (the paper's schedule would take days here; "
-        "pass --profile paper to run it anyway). " + C.get_profile("cpu").note)
+    log.info("no GPU visible: using --profile cpu (the paper's schedule would take days here; "
+             "pass --profile paper to run it anyway). " + C.get_profile("cpu").note)
     return "cpu"
-
-
-def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
-    mixes = ", ".join(C.VALID_MIXES[task])
-    p.add_argument("--mix", default=C.VALID_MIXES[task][1],
-                   help=f"R-G: real and generated pairs per minibatch (paper: {mixes}; default %(default)s)")
-    p.add_argument("--aug", action="store_true", help="standard augmentation with the paper's preset (bold rows)")
-    p.add_argument("--shift-std", type=float, default=None, help="intensity shift N(0, s) (implies augmentation)")
-    p.add_argument("--scale-std", type=float, default=None, help="intensity scaling N(1, s)")
-    p.add_argument("--translate-std", type=float, default=None, help="translation N(0, s px) at paper resolution")
-    p.add_argument("--elastic-std", type=float, default=None, help="B-spline control-point displacement N(0, s px)")
-    p.add_argument("--flip", action="store_true", help="horizontal flip with p = 0.5")
-    p.add_argument("--profile", choices=C.PROFILES, default=None,
-                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
-    p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
-    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
-    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="root of all run directories")
-    p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
-    p.add_argument("--gan-checkpoint", default=None,
-                   help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
-    add_gan_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
-    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
-    add_execution_args(p, models=("gan", "unet"))
-
-
-def add_gan_args(p: argparse.ArgumentParser) -> None:
-    """The GAN settings every command shares (one owner for their spelling and defaults)."""
-    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=C.GANConfig.critic_norm,
-                   help="critic normalisation (docs/decisions.md §3): batch = BN with separate real / fake / "
-                        "interpolate calls; batch-joint / batch-realfake = BN on one joint call; layer = the "
-                        "authors' released code and the WGAN-GP reference; none (default %(default)s)")
-    p.add_argument("--sampling-bn", choices=C.SAMPLING_BN, default=C.UNetConfig.sampling_bn,
-                   help="generator batch norm when sampling pairs for the U-Net: moving averages or the "
-                        "statistics of the generated part of each minibatch (default %(default)s)")
-    p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
-                   help="GAN quality report (trains the fold's 16-0-NoAug reference U-Net first if missing; "
-                        "default on)")
-
-
-def add_execution_args(p: argparse.ArgumentParser, models=("gan", "unet")) -> None:
-    """How the steps run -- not what they compute (docs/scaling.md, docs/decisions.md §9)."""
-    from .distribute import STRATEGIES
-
-    p.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="default: one device; mirrored: all GPUs of this machine; multiworker: the cluster in "
-                        "TF_CONFIG (--out / --runs-dir on a shared filesystem; the chief writes)")
-    p.add_argument("--logical-cpus", type=int, default=0, metavar="N",
-                   help="split the CPU into N logical devices (with --strategy mirrored: test multi-replica "
-                        "training without GPUs)")
-    for m in models:
-        flag = "--jit-compile" if len(models) == 1 else f"--jit-compile-{m}"
-        p.add_argument(flag, action="store_true", dest=f"jit_compile_{m}",
-                       help=f"XLA for the {'GAN iteration' if m == 'gan' else 'U-Net step'} (off by default: "
-                            f"slower on CPU, fails with bf16 there; see docs/decisions.md §9)")
-
-
-def strategy_from_args(args):
-    """The run's tf.distribute strategy; call it before any other TensorFlow work (MultiWorker's rule)."""
-    from .distribute import make_strategy
-
-    if args.logical_cpus < 0:
-        raise SystemExit(f"error: --logical-cpus must be >= 0, got {args.logical_cpus}")
-    try:
-        return make_strategy(args.strategy, logical_cpus=args.logical_cpus)
-    except (ValueError, RuntimeError) as e:
-        raise SystemExit(f"error: {e}") from None
-
-
-def aug_from_args(task: str, args):
-    """The paper preset for ``--aug``; explicit ``--*-std`` / ``--flip`` flags build any other setting."""
-    from .augment import AUG_PRESETS, AugParams
-
-    custom = {k: getattr(args, k) for k in ("shift_std", "scale_std", "translate_std", "elastic_std")
-              if getattr(args, k) is not None}
-    if args.aug and (custom or args.flip):
-        raise SystemExit("error: --aug selects the paper's preset; do not combine it with --shift-std/--scale-std/"
-                         "--translate-std/--elastic-std/--flip (use those alone for a custom setting)")
-    if args.aug:
-        return AUG_PRESETS[task]
-    if custom or args.flip:
-        for k, v in custom.items():
-            if v < 0:
-                raise SystemExit(f"error: --{k.replace('_', '-')} must be >= 0, got {v}")
-        return AugParams(flip=bool(args.flip), **custom)
-    return None
 
 
 def run_name(cfg: C.UNetConfig, aug, task: str) -> str:
@@ -154,14 +72,14 @@ def one_line(summary: dict, run_dir) -> str:
     return f"{head}: {body} -> {run_dir}"
 
 
-def run(task: str, args, log=print, strategy=None) -> dict:
+def run(task: str, args, strategy=None) -> dict:
     from . import distribute
     from .artifacts import git_commit
     from .data.loaders import load_task, task_split
     from .data.splits import fold_of
 
     commit_at_start = git_commit()  # the code that trained; the summary is written much later
-    profile = choose_profile(args.profile, log)
+    profile = choose_profile(args.profile)
     prof = C.get_profile(profile)
     n_real, n_gen = C.parse_mix(args.mix, task)
     aug = aug_from_args(task, args)
@@ -178,7 +96,7 @@ def run(task: str, args, log=print, strategy=None) -> dict:
         aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
 
     data = load_task(task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
-                     max_cases=prof.max_cases, log=log)
+                     max_cases=prof.max_cases)
     split, split_path = task_split(data)
     fold = fold_of(split, fold_no)
     fdir = fold_dir(args.runs_dir, task, profile, data.source, fold_no)
@@ -186,26 +104,26 @@ def run(task: str, args, log=print, strategy=None) -> dict:
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         summary = read_json(summary_path)
-        log("already finished (delete the directory to run again): " + one_line(summary, run_dir))
+        log.info("already finished (delete the directory to run again): " + one_line(summary, run_dir))
         return summary
 
-    log(f"{task} fold {fold_no} {name}: profile {profile} ({cfg.height}x{cfg.width}, U-Net width/"
-        f"{cfg.unet_width_div}), dataset {data.source} ({len(data)} cases; split {split_path.name}: "
-        f"{len(fold['train'])} train / {len(fold['val'])} val / {len(fold['test'])} test)")
+    log.info(f"{task} fold {fold_no} {name}: profile {profile} ({cfg.height}x{cfg.width}, U-Net width/"
+             f"{cfg.unet_width_div}), dataset {data.source} ({len(data)} cases; split {split_path.name}: "
+             f"{len(fold['train'])} train / {len(fold['val'])} val / {len(fold['test'])} test)")
 
     sampler, gan_iterations, gan_dir = None, 0, None
     if n_gen > 0:
-        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy)
+        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, strategy)
 
     from .train import train_unet
 
     t0 = time.time()
-    train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, strategy=strategy, log=log)
+    train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, strategy=strategy)
     if strategy is not None and not distribute.is_chief(strategy):
-        log("worker done: the chief evaluates and writes the summary")
+        log.info("worker done: the chief evaluates and writes the summary")
         return train_summary
     summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
-                                      gan_iterations, gan_dir, log)
+                                      gan_iterations, gan_dir)
     if summary["git_commit"] != commit_at_start:
         summary["git_commit_at_finish"] = summary["git_commit"]
         summary["git_commit"] = commit_at_start
@@ -216,11 +134,11 @@ def run(task: str, args, log=print, strategy=None) -> dict:
     summary["execution"] = {**distribute.describe(strategy),
                             "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)
-    log(one_line(summary, run_dir))
+    log.info(one_line(summary, run_dir))
     return summary
 
 
-def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=None):
+def _generator_for(task, profile, args, data, fold, fdir, cfg, strategy=None):
     from .gan_training import load_generator, train_gan
     from .layout import gan_dir_name
     from .pipeline import GeneratorSampler
@@ -241,13 +159,13 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, log, strategy=Non
         if getattr(args, "quality", False) and strategy_is_local(strategy):
             from .gan_report import Reporter
 
-            reference = ensure_reference_unet(task, args, fdir, log)
+            reference = ensure_reference_unet(task, args, fdir)
             reporter = Reporter(gan_dir, {**C.to_dict(gcfg), "dataset": data.source}, data, fold,
                                 reference_dir=reference)
-        train_gan(gcfg, data, fold["train"], gan_dir, resume=True, strategy=strategy, log=log, reporter=reporter,
+        train_gan(gcfg, data, fold["train"], gan_dir, resume=True, strategy=strategy, reporter=reporter,
                   context=context)
         if reporter is not None:
-            final_quality_report(reporter, gan_dir, cfg.sampling_bn, log)
+            final_quality_report(reporter, gan_dir, cfg.sampling_bn)
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
     if (gh, gw) != (cfg.height, cfg.width):
@@ -268,22 +186,22 @@ def strategy_is_local(strategy) -> bool:
     return strategy is None or distribute.is_chief(strategy)
 
 
-def ensure_reference_unet(task: str, args, fdir: Path, log=print) -> Path:
+def ensure_reference_unet(task: str, args, fdir: Path) -> Path:
     """The fold's real-pairs-only U-Net (``16-0-NoAug`` / ``8-0-NoAug``), trained now if missing: the
     quality report's reference network (gan_quality.py)."""
     from .gan_quality import reference_run_name
 
     out = fdir / reference_run_name(task)
     if not (out / "summary.json").exists():
-        log(f"training the reference U-Net {out} for the GAN quality report (real pairs only)")
+        log.info(f"training the reference U-Net {out} for the GAN quality report (real pairs only)")
         ref = argparse.Namespace(**{**vars(args), "mix": f"{C.task_spec(task).unet_batch}-0", "aug": False,
                                     "shift_std": None, "scale_std": None, "translate_std": None, "elastic_std": None,
                                     "flip": False, "seed": 0, "out": str(out), "gan_checkpoint": None})
-        run(task, ref, log=log)
+        run(task, ref)
     return out
 
 
-def final_quality_report(reporter, gan_dir, sampling_bn: str, log=print) -> dict:
+def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
     """The full report of a finished GAN (once; reused when it exists)."""
     from .gan_quality import QualitySettings
     from .gan_report import read_report
@@ -291,15 +209,15 @@ def final_quality_report(reporter, gan_dir, sampling_bn: str, log=print) -> dict
 
     rep = read_report(gan_dir, sampling_bn)
     if rep is None:
-        log(f"[quality] report on {gan_dir} (sampling BN {sampling_bn}) ...")
+        log.info(f"[quality] report on {gan_dir} (sampling BN {sampling_bn}) ...")
         rep = reporter.final(load_generator(gan_dir), QualitySettings(sampling_bn=sampling_bn),
                              read_json(Path(gan_dir) / "done.json")["iterations"])
-    log("[quality] " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
+    log.info("[quality] " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
     return rep
 
 
 def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary, gan_iterations,
-                            gan_dir, log):
+                            gan_dir):
     import dataclasses
 
     from . import evaluate as E
@@ -311,7 +229,7 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
     small = data.resized(cfg.height, cfg.width)
     results = {}
     for subset in ("val", "test"):
-        log(f"evaluating on the {subset} set ({len(fold[subset])} cases) at native resolution ...")
+        log.info(f"evaluating on the {subset} set ({len(fold[subset])} cases) at native resolution ...")
         if task == "scr_lung":
             df = E.evaluate_scr(model, small, fold[subset])
             results[subset] = (E.summarise_scr(df), df)
@@ -339,18 +257,9 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
     }
 
 
-def build_parser(task: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"experiments/{task}.py",
-        description=f"Train (or reuse) the fold's GAN, train a U-Net on the --mix, evaluate on the test set ({task}).")
-    if task == "scr_lung":
-        p.add_argument("--fold", type=int, default=1, choices=(1, 2, 3), help="cross-validation fold (paper §V-A)")
-    add_common_args(p, task)
-    return p
-
-
 def main(task: str, argv=None) -> int:
     args = build_parser(task).parse_args(argv)
+    configure(verbosity(args))
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     try:
         run(task, args, strategy=strategy)

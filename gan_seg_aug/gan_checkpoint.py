@@ -6,6 +6,7 @@ number is all the random state a resumed run needs (thesis Algorithm 4 is then c
 """
 from __future__ import annotations
 
+import logging
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 from .artifacts import atomic_save_npz
 
 KEEP_CHECKPOINTS = 2
+
+log = logging.getLogger(__name__)
 
 
 def _state(model) -> dict:
@@ -32,14 +35,14 @@ def save_checkpoint(model, ckpt_dir: Path, iteration: int) -> Path:
     return path
 
 
-def restore_latest(model, ckpt_dir: Path, log=print) -> int:
+def restore_latest(model, ckpt_dir: Path) -> int:
     """Load the newest readable checkpoint into ``model``; returns its iteration (0 if none)."""
     for path in sorted(ckpt_dir.glob("ckpt_*.npz"), reverse=True):
         try:
             with np.load(path) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            log(f"[gan] skipping unreadable checkpoint {path}: {e}")
+            log.warning(f"[gan] skipping unreadable checkpoint {path}: {e}")
             continue
         pairs = []
         for group, vs in _state(model).items():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import shutil
 import tempfile
 import time
@@ -41,6 +42,8 @@ NOISE_SCHEME = "stateless(seed, iteration)"
 N_FIXED_SAMPLES = 16
 # A full-size SCR iteration on this 2-core CPU (benchmarks/bench_gan.py): 14-16 s quiet, ~25 s when shared.
 PAPER_CPU_SECONDS_PER_ITER = 15.0
+
+log = logging.getLogger(__name__)
 
 
 def real_minibatch_indices(n_cases: int, iteration: int, *, n_critic: int, batch_size: int, seed: int) -> np.ndarray:
@@ -121,8 +124,8 @@ def _fmt_eta(seconds: float) -> str:
         f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, strategy=None, log=print,
-              reporter=None, context: dict | None = None) -> Path:
+def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, strategy=None, reporter=None,
+              context: dict | None = None) -> Path:
     """Train (or reuse, or resume) the WGAN-GP of one training set; returns the run directory.
 
     ``strategy``: a ``tf.distribute`` strategy from ``distribute.make_strategy`` (default: one device).
@@ -161,7 +164,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     if resume and done_path.exists():
         done = read_json(done_path)
         if done.get("iterations") == cfg.iterations:
-            log(f"[gan] reusing the finished GAN in {out_dir} ({cfg.iterations} iterations)")
+            log.info(f"[gan] reusing the finished GAN in {out_dir} ({cfg.iterations} iterations)")
             return out_dir
         if done.get("iterations", 0) > cfg.iterations:
             raise ValueError(f"{done_path}: this run already trained {done['iterations']} iterations, more than "
@@ -188,23 +191,23 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                        critic_norm=cfg.critic_norm)
         model.compile(g_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2),
                       d_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2))
-    start = restore_latest(model, ckpt_dir, log) if resume else 0
+    start = restore_latest(model, ckpt_dir) if resume else 0
     if start > cfg.iterations:
         raise ValueError(f"{ckpt_dir}: the newest checkpoint is at iteration {start}, past the "
                          f"{cfg.iterations} asked for; choose another --out")
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    log(f"[gan] {cfg.task}, profile {cfg.profile}: {cfg.height}x{cfg.width} pairs, width_div {cfg.gan_width_div}, "
-        f"{cfg.iterations} iterations of {cfg.n_critic} critic steps + 1 generator step, batch {cfg.batch_size}, "
-        f"lambda {cfg.gp_lambda}, Adam({cfg.learning_rate}, {cfg.beta_1}, {cfg.beta_2}), critic norm "
-        f"{cfg.critic_norm}, {cfg.precision}; {len(pairs)} training cases ({data.source}); "
-        f"G {generator.count_params():,} / D {critic.count_params():,} parameters; device {'GPU' if gpu else 'CPU'}, "
-        f"{_fmt_execution(distribute.describe(strategy), cfg.jit_compile)}")
+    log.info(f"[gan] {cfg.task}, profile {cfg.profile}: {cfg.height}x{cfg.width} pairs, width_div "
+             f"{cfg.gan_width_div}, {cfg.iterations} iterations of {cfg.n_critic} critic steps + 1 generator step, "
+             f"batch {cfg.batch_size}, lambda {cfg.gp_lambda}, Adam({cfg.learning_rate}, {cfg.beta_1}, {cfg.beta_2}), "
+             f"critic norm {cfg.critic_norm}, {cfg.precision}; {len(pairs)} training cases ({data.source}); "
+             f"G {generator.count_params():,} / D {critic.count_params():,} parameters; device "
+             f"{'GPU' if gpu else 'CPU'}, {_fmt_execution(distribute.describe(strategy), cfg.jit_compile)}")
     if cfg.profile == "paper" and not gpu:
         days = cfg.iterations * PAPER_CPU_SECONDS_PER_ITER / 86400
-        log(f"[gan] note: no GPU: a full-size SCR iteration measured ~{PAPER_CPU_SECONDS_PER_ITER:.0f} s or more on "
-            f"a 2-core CPU, so {cfg.iterations:,} iterations take {days:.1f} days or more")
-    log(f"[gan] {'resuming at iteration ' + str(start) if start else 'starting'}; writing to {out_dir}")
+        log.info(f"[gan] note: no GPU: a full-size SCR iteration measured ~{PAPER_CPU_SECONDS_PER_ITER:.0f} s or "
+                 f"more on a 2-core CPU, so {cfg.iterations:,} iterations take {days:.1f} days or more")
+    log.info(f"[gan] {'resuming at iteration ' + str(start) if start else 'starting'}; writing to {out_dir}")
 
     # ---- the loop
     fixed_z = np.random.default_rng([cfg.seed, 0]).standard_normal((N_FIXED_SAMPLES, cfg.latent_dim)).astype(np.float32)
@@ -230,12 +233,12 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                     tf.summary.write(name, tf.constant(value, tf.float32), metadata=tb_scalar)
             writer.flush()
             health, changed = curve.add(it, metrics)
-            log(f"[gan] iter {it}/{cfg.iterations} | critic {metrics['critic_loss']:.4f}"
-                f" | W {metrics['wasserstein']:.4f} | gp {metrics['gp']:.4f} | gen {metrics['gen_loss']:.4f} | {its:.3g} it/s"
-                f" | ETA {_fmt_eta((cfg.iterations - it) / its)} | health {health['status']}")
+            log.info(f"[gan] iter {it}/{cfg.iterations} | critic {metrics['critic_loss']:.4f}"
+                     f" | W {metrics['wasserstein']:.4f} | gp {metrics['gp']:.4f} | gen {metrics['gen_loss']:.4f}"
+                     f" | {its:.3g} it/s | ETA {_fmt_eta((cfg.iterations - it) / its)} | health {health['status']}")
             if changed and health["status"] not in ("ok", "too_early"):
-                log(f"[gan] WARNING: training looks unhealthy ({health['status']}): {health['rule']}; the sample grids "
-                    f"in {sample_dir} show what it generates (docs/decisions.md §3)")
+                log.warning(f"[gan] training looks unhealthy ({health['status']}): {health['rule']}; the sample grids "
+                            f"in {sample_dir} show what it generates (docs/decisions.md §3)")
         if it % cfg.sample_every == 0 or it == cfg.iterations:
             ok, png = cv2.imencode(".png", sample_grid(generator, fixed_z))
             if not ok:
@@ -243,13 +246,14 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
             atomic_write_bytes(sample_dir / f"iter_{it:06d}.png", png.tobytes())
             if reporter is not None and chief:
                 q = reporter.during_training(generator, it)
-                log(f"[gan] quality at {it}: " + ", ".join(f"{k} {v:.3g}" for k, v in q.items() if k != "iteration"))
+                log.info(f"[gan] quality at {it}: "
+                         + ", ".join(f"{k} {v:.3g}" for k, v in q.items() if k != "iteration"))
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
             save_checkpoint(model, write_ckpt_dir, it)
     writer.close()
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
-        log(f"[gan] worker done; waiting for the chief to write {out_dir}")
+        log.info(f"[gan] worker done; waiting for the chief to write {out_dir}")
         distribute.barrier(strategy)  # the U-Net stage that follows loads the chief's generator
         return out_dir
 
@@ -266,7 +270,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         "resumed_from": start, "session_seconds": round(time.time() - t_session, 1),
         "provenance": provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed, iterations=cfg.iterations)})
     distribute.barrier(strategy)
-    log(f"[gan] done: {out_dir / 'generator.weights.h5'}")
+    log.info(f"[gan] done: {out_dir / 'generator.weights.h5'}")
     return out_dir
 
 

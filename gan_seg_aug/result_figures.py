@@ -51,7 +51,7 @@ def category_iou_bars(table_iv: pd.DataFrame, top: int = 4):
 def _task_data(task: str, data_dir, max_cases: int, height: int, width: int):
     from .data.loaders import load_task
 
-    data = load_task(task, data_dir, allow_partial=True, max_cases=max_cases, log=lambda *_: None)
+    data = load_task(task, data_dir, allow_partial=True, max_cases=max_cases)
     return data.resized(height, width)
 
 

@@ -16,8 +16,8 @@ result does depend on ``batch``.
 """
 from __future__ import annotations
 
+import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,8 @@ from .layout import GAN_DONE, quality_dir
 FORMATS = ("png", "npz")
 NOISE_CHUNK = 1024
 MANIFEST = "manifest.json"
+
+log = logging.getLogger(__name__)
 
 
 def noise(seed: int, start: int, stop: int, latent_dim: int) -> np.ndarray:
@@ -106,9 +108,9 @@ def _encode_png(array: np.ndarray) -> bytes:
 
 
 def sample_to_disk(gan_dir, n: int, out, seed: int = 0, fmt: str = "png", batch: int = 32,
-                   sampling_bn: str = "moving", *, overwrite: bool = False, log=None) -> Path:
+                   sampling_bn: str = "moving", *, overwrite: bool = False) -> Path:
     """Write ``n`` generated pairs of the finished run ``gan_dir`` to ``out``; returns the manifest path.
-    ``log``: called with a progress line after every generator call (e.g. ``print``)."""
+    Logs a progress line (INFO) after every generator call."""
     gan_dir, out = check_request(gan_dir, n, out, fmt, batch, sampling_bn, overwrite)
     from .gan_training import load_generator, read_gan_config
 
@@ -140,8 +142,7 @@ def sample_to_disk(gan_dir, n: int, out, seed: int = 0, fmt: str = "png", batch:
                 atomic_write_bytes(out / "images" / name, _encode_png(u8[k]))
                 atomic_write_bytes(out / "masks" / name, _encode_png(lab[k]))
                 samples.append({"index": j, "image": f"images/{name}", "mask": f"masks/{name}"})
-        if log:
-            log(f"sampled {stop}/{n}")
+        log.info(f"sampled {stop}/{n}")
     if fmt == "npz":
         atomic_save_npz(out / "pairs.npz", images=images, labels=labels, z=noise(seed, 0, n, cfg.latent_dim))
     from .gan_quality import report_name
@@ -170,6 +171,3 @@ def sample_to_disk(gan_dir, n: int, out, seed: int = 0, fmt: str = "png", batch:
     }
     return atomic_write_json(out / MANIFEST, manifest)
 
-
-def stderr_log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

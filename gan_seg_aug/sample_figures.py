@@ -89,6 +89,6 @@ def latent_interpolation(generator, n_classes: int, steps: int = 8, seed: int = 
 
 
 def newest_gan_dir(runs_dir) -> Path | None:
-    """The most recently finished GAN run (``gan/done.json``) under ``runs_dir``, or None."""
-    done = sorted(Path(runs_dir).glob("*/*/*/fold*/gan/done.json"), key=lambda p: p.stat().st_mtime)
+    """The most recently finished GAN run (``gan_*/done.json``, :mod:`layout`) under ``runs_dir``, or None."""
+    done = sorted(Path(runs_dir).glob("*/*/*/fold*/gan_*/done.json"), key=lambda p: p.stat().st_mtime)
     return done[-1].parent if done else None

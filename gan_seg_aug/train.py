@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -46,6 +47,7 @@ from .early_stopping import EarlyStopping
 from .precision import set_precision
 from .unet_checkpoint import load_checkpoint, save_checkpoint, save_weights
 
+log = logging.getLogger(__name__)
 
 # Settings that change how a step is executed, not what it computes: a run may resume with others.
 EXECUTION_FIELDS = ("jit_compile",)
@@ -131,8 +133,7 @@ def make_validation_loss(model, images, labels, batch_size: int):
     return validation_loss
 
 
-def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=None, strategy=None,
-               log=print) -> dict:
+def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=None, strategy=None) -> dict:
     """Train one U-Net of paper Tables II / IV on ``fold`` and return the training summary.
 
     ``data``: a :class:`~gan_seg_aug.data.base.TaskData` (resized here to ``cfg.height x cfg.width``);
@@ -159,8 +160,8 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     if (out / "train_done.json").exists():
         _check_same_run(out, identity)
         summary = read_json(out / "train_done.json")
-        log(f"[{cfg.network_id}] already trained ({summary['iterations']} iterations, best val loss "
-            f"{summary['best_val_loss']:.4f} at {summary['best_iteration']}): reusing {out}")
+        log.info(f"[{cfg.network_id}] already trained ({summary['iterations']} iterations, best val loss "
+                 f"{summary['best_val_loss']:.4f} at {summary['best_iteration']}): reusing {out}")
         return summary
     if (out / "config.json").exists():
         _check_same_run(out, identity)
@@ -186,8 +187,8 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     if state is not None:
         it, history, best_weights = state["iteration"], state["history"], state["best_weights"]
         es = EarlyStopping.from_state(state["early_stopping"])
-        log(f"[{cfg.network_id}] resuming from the checkpoint at iteration {it} (best val loss "
-            f"{es.best_loss:.4f} at {es.best_iteration})")
+        log.info(f"[{cfg.network_id}] resuming from the checkpoint at iteration {it} (best val loss "
+                 f"{es.best_loss:.4f} at {es.best_iteration})")
     resumed_from = it
 
     # A resumed run draws a fresh stream (seeded by the iteration) rather than replaying the first batches.
@@ -219,11 +220,11 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
         stopped_by = _stop_reason(cfg, es, it)
         save_checkpoint(wdir, model, optimizer, it, es, history, best_weights)
         _write_history(wdir, history)
-        log(_progress(cfg, es, history[-1], improved, it - resumed_from, time.perf_counter() - t_start))
+        log.info(_progress(cfg, es, history[-1], improved, it - resumed_from, time.perf_counter() - t_start))
 
     if stopped_by == "max_iterations":
-        log(f"[{cfg.network_id}] stopped by the profile's cap of {cfg.max_iterations} iterations, before the "
-            f"thesis rule would have (earliest rule stop: iteration {es.earliest_stop()})")
+        log.info(f"[{cfg.network_id}] stopped by the profile's cap of {cfg.max_iterations} iterations, before "
+                 f"the thesis rule would have (earliest rule stop: iteration {es.earliest_stop()})")
     model.set_weights(best_weights)  # thesis §4.2: the parameters at the validation-loss minimum
     save_weights(model, wdir / "best.weights.h5")
     summary = {"network_id": cfg.network_id, "iterations": it, "best_iteration": es.best_iteration,
@@ -239,8 +240,8 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     (wdir / "checkpoint.json").unlink(missing_ok=True)
     if not chief:
         shutil.rmtree(wdir, ignore_errors=True)
-    log(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at iteration "
-        f"{es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
+    log.info(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at "
+             f"iteration {es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
     return summary
 
 

@@ -2,6 +2,7 @@
 the label table against the official CSV, and the real samples in ../shared/data (realdata;
 conftest's ``shared_data`` fixture skips when it is absent)."""
 import csv
+import logging
 
 import numpy as np
 import pytest
@@ -77,10 +78,11 @@ def test_label_table_equals_official_csv(shared_data):
     assert ours == official
 
 
-def test_official_layout(tmp_path):
+def test_official_layout(tmp_path, caplog):
     official_tree(tmp_path)
-    notes = []
-    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c", log=notes.append)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c")
+    notes = caplog.messages
     assert data.case_ids == ["aachen_000000_000019", "bochum_000000_000313", "frankfurt_000000_000294"]
     assert data.groups == ["train", "train", "val"]
     assert data.images.shape == (3, 128, 256, 3) and data.labels.shape == (3, 128, 256)
@@ -135,7 +137,7 @@ def test_only_train_frames_is_an_error(tmp_path):
 
 def test_pix2pix_layout_decodes_known_colours(tmp_path):
     write_pix2pix(tmp_path / "p2p")
-    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c", log=lambda m: None)
+    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c")
     assert data.origin["format"] == "cityscapes_pix2pix"
     assert data.case_ids == ["p2p_train_1", "p2p_train_2", "p2p_val_1"] and data.groups == ["train", "train", "val"]
     assert data.images.shape == (3, 128, 256, 3)
@@ -145,7 +147,7 @@ def test_pix2pix_layout_decodes_known_colours(tmp_path):
     assert np.allclose(data.images[0, :, :248], 100 / 127.5 - 1, atol=0.02)  # JPEG bleeds at the seam
 
 
-def test_layout_detection(tmp_path):
+def test_layout_detection(tmp_path, caplog):
     with pytest.raises(DataError, match="no Cityscapes data found"):
         load_task("cityscapes", tmp_path)
     write_pix2pix(tmp_path / "a")
@@ -153,9 +155,9 @@ def test_layout_detection(tmp_path):
     with pytest.raises(DataError, match="several pix2pix Cityscapes folders"):
         load_task("cityscapes", tmp_path, allow_partial=True)
     official_tree(tmp_path / "official")
-    notes = []
-    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c", log=notes.append)
-    assert data.origin["format"] == "cityscapes_official" and "ignoring the pix2pix" in notes[0]
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    data = load_task("cityscapes", tmp_path, allow_partial=True, cache_dir=tmp_path / "c")
+    assert data.origin["format"] == "cityscapes_official" and "ignoring the pix2pix" in caplog.messages[0]
 
 
 def test_pix2pix_wrong_size(tmp_path):
@@ -186,13 +188,11 @@ def test_real_pix2pix_val1_agrees_with_official_labels(shared_data):
 
 @pytest.mark.realdata
 def test_real_official_and_pix2pix_samples_load(shared_data, tmp_path):
-    data = load_task("cityscapes", shared_data / "cityscapes_sample", allow_partial=True, cache_dir=tmp_path,
-                     log=lambda m: None)
+    data = load_task("cityscapes", shared_data / "cityscapes_sample", allow_partial=True, cache_dir=tmp_path)
     assert len(data) == 9 and data.groups.count("val") == 1
     assert data.native_label(0).shape == (1024, 2048)  # aachen at full resolution
     val = data.indices(["frankfurt_000000_000294"])[0]
     np.testing.assert_array_equal(data.labels[val], _true_categories(shared_data))  # already 256x128: unchanged
-    p2p = load_task("cityscapes", shared_data / "cityscapes_pix2pix_sample", allow_partial=True, cache_dir=tmp_path,
-                    log=lambda m: None)
+    p2p = load_task("cityscapes", shared_data / "cityscapes_pix2pix_sample", allow_partial=True, cache_dir=tmp_path)
     assert len(p2p) == 60 and p2p.groups.count("val") == 20
     assert (p2p.labels[p2p.indices(["p2p_val_1"])[0]] == _true_categories(shared_data)).mean() >= 0.90

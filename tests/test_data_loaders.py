@@ -1,5 +1,6 @@
 """The entry point (load_task / task_split), the preprocessing cache and the describe command."""
 import json
+import logging
 import os
 
 import numpy as np
@@ -79,10 +80,10 @@ def test_bad_arguments(tmp_path):
 
 def test_second_load_hits_cache_and_decodes_nothing(scr_tree, tmp_path, counted_decode):
     c = tmp_path / "cache"
-    first = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    first = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     assert len(counted_decode) == 3 and not first.origin["cache_hit"]
     assert len(list(c.glob("scr_lung-*.npz"))) == 1
-    second = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    second = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     assert len(counted_decode) == 3 and second.origin["cache_hit"]  # no decode on a hit
     np.testing.assert_array_equal(first.images, second.images)  # bit-identical: same float16 rounding
     np.testing.assert_array_equal(first.labels, second.labels)
@@ -92,29 +93,31 @@ def test_second_load_hits_cache_and_decodes_nothing(scr_tree, tmp_path, counted_
 
 def test_changed_source_invalidates_cache(scr_tree, tmp_path, counted_decode):
     c = tmp_path / "cache"
-    load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     gif = scr_tree / "masks" / "left_lung" / "JPCLN002.gif"
     st = gif.stat()
     os.utime(gif, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touch
-    again = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    again = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     assert len(counted_decode) == 6 and not again.origin["cache_hit"]
     m = np.zeros((1024, 1024), np.uint8)
     Image.fromarray(m).save(gif)  # new content: the label must follow
-    changed = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    changed = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     assert len(counted_decode) == 9 and changed.labels[1].sum() == 0 and changed.labels[0].sum() > 0
 
 
-def test_corrupt_cache_is_rebuilt_with_a_warning(scr_tree, tmp_path, counted_decode):
+def test_corrupt_cache_is_rebuilt_with_a_warning(scr_tree, tmp_path, counted_decode, caplog):
     c = tmp_path / "cache"
-    first = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None)
+    first = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
     (path,) = c.glob("*.npz")
     path.write_bytes(path.read_bytes()[:1000])
-    notes = []
-    rebuilt = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=notes.append)
-    assert any(n.startswith("warning: cache file") and "rebuilding" in n for n in notes)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    rebuilt = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c)
+    # the console shows "warning: cache file ...": the prefix comes from the level (log_setup)
+    assert any(r.levelno == logging.WARNING and r.getMessage().startswith("cache file")
+               and "rebuilding" in r.getMessage() for r in caplog.records)
     assert len(counted_decode) == 6
     np.testing.assert_array_equal(first.images, rebuilt.images)
-    assert load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c, log=lambda m: None).origin["cache_hit"]
+    assert load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=c).origin["cache_hit"]
 
 
 def test_cache_key_covers_params_and_code(tmp_path):
@@ -139,17 +142,17 @@ def test_default_cache_dir_follows_env(monkeypatch, tmp_path):
 
 
 def test_max_cases_limits_real_data(scr_tree, tmp_path):
-    d = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=tmp_path / "c", max_cases=2,
-                  log=lambda m: None)
+    d = load_task("scr_lung", scr_tree, allow_partial=True, cache_dir=tmp_path / "c", max_cases=2)
     assert d.case_ids == ["JPCLN001", "JPCLN002"] and d.native_label(1).shape == (1024, 1024)
 
 
 # ---- synthetic default -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("task,shape", [("scr_lung", (256, 256, 1)), ("cityscapes", (128, 256, 3))])
-def test_no_data_dir_gives_synthetic_with_notice(task, shape):
-    notes = []
-    d = load_task(task, max_cases=12, log=notes.append)
+def test_no_data_dir_gives_synthetic_with_notice(task, shape, caplog):
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    d = load_task(task, max_cases=12)
+    notes = caplog.messages
     assert d.source == "synthetic" and len(d) == 12 and d.images.shape[1:] == shape
     assert len(notes) == 1 and "SYNTHETIC" in notes[0] and "NOT comparable" in notes[0]
     split, path = task_split(d)

@@ -1,6 +1,8 @@
 """JSRT/SCR loading on files written here (raw .IMG, palette PNG, both SCR layouts) and, when
 present, on the real 40-case sample in ../shared/data (marked realdata; conftest's
 ``shared_data`` fixture skips when it is absent)."""
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -74,15 +76,16 @@ def test_palette_png_is_read_through_its_palette(tmp_path, ph):
 
 
 @pytest.mark.parametrize("kind,layout", [("img", "scr"), ("palette", "flat"), ("png", "scr")])
-def test_load_both_layouts_and_formats(tmp_path, ph, kind, layout):
+def test_load_both_layouts_and_formats(tmp_path, ph, kind, layout, caplog):
     img, mask = ph
     make_tree(tmp_path, ph, kind=kind, layout=layout)
     # other structures and converted masks elsewhere must be ignored
     write_mask(tmp_path / "masks" / "heart" / "JPCLN001.gif", mask)
     write_mask(tmp_path / "fold1" / "masks" / "right lung" / "JPCLN001.gif", mask[:, ::-1].copy())
     Image.fromarray(mask).save(tmp_path / "masks" / "heart" / "JPCLN001.png")
-    notes = []
-    data = load_task("scr_lung", tmp_path, allow_partial=True, cache_dir=tmp_path / "cache", log=notes.append)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    data = load_task("scr_lung", tmp_path, allow_partial=True, cache_dir=tmp_path / "cache")
+    notes = caplog.messages
     assert data.case_ids == ["JPCLN001", "JPCNN002"] and data.source == "real" and data.groups is None
     assert data.images.shape == (2, 256, 256, 1) and data.images.dtype == np.float32
     assert data.images.min() == -1.0 and data.images.max() == 1.0
@@ -97,22 +100,22 @@ def test_load_both_layouts_and_formats(tmp_path, ph, kind, layout):
     assert any("247" in n for n in notes) and not any("inverted" in n for n in notes)
 
 
-def test_inverted_source_is_reported(tmp_path, ph):
+def test_inverted_source_is_reported(tmp_path, ph, caplog):
     img, mask = ph
     make_tree(tmp_path, ph, kind="png")
     write_image(tmp_path / "images" / "JPCLN001.png", 255 - img, "png")  # raw-looking: lungs bright
     write_image(tmp_path / "images" / "JPCNN002.png", 255 - img, "png")
-    notes = []
-    load_task("scr_lung", tmp_path, allow_partial=True, cache_dir=tmp_path / "c", log=notes.append)
-    assert any("look inverted" in n for n in notes)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    load_task("scr_lung", tmp_path, allow_partial=True, cache_dir=tmp_path / "c")
+    assert any("look inverted" in n for n in caplog.messages)
 
 
-def test_original_img_preferred_over_png_copy(tmp_path, ph):
+def test_original_img_preferred_over_png_copy(tmp_path, ph, caplog):
     make_tree(tmp_path, ph, ids=("JPCLN001",), kind="palette")
     write_image(tmp_path / "raw" / "JPCLN001.IMG", ph[0], "img")
-    notes = []
-    cases = scr.scan(tmp_path, log=notes.append)
-    assert cases[0].image.name == "JPCLN001.IMG" and "original .IMG" in notes[0]
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    cases = scr.scan(tmp_path)
+    assert cases[0].image.name == "JPCLN001.IMG" and "original .IMG" in caplog.messages[0]
 
 
 def test_duplicate_copies_are_an_error(tmp_path, ph):
@@ -183,8 +186,7 @@ def test_truncated_png_and_wrong_sizes(tmp_path, ph):
 
 @pytest.fixture(scope="module")
 def real(shared_data, tmp_path_factory):
-    return load_task("scr_lung", shared_data, allow_partial=True, cache_dir=tmp_path_factory.mktemp("cache"),
-                     log=lambda m: None)
+    return load_task("scr_lung", shared_data, allow_partial=True, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.mark.realdata

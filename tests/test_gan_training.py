@@ -1,7 +1,9 @@
 """train_gan end to end on tiny data (16x16 pairs, narrow networks): outputs, reuse, refusal, exact resume."""
+import contextlib
 import dataclasses
 import importlib.util
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +41,37 @@ def tiny_cfg(**kw):
 TRAIN_IDS = [f"C{i:02d}" for i in range(10)]
 
 
+class _Handler(logging.Handler):
+    def __init__(self, on_message):
+        super().__init__(logging.INFO)
+        self.on_message = on_message
+
+    def emit(self, record):
+        self.on_message(record.getMessage())
+
+
+@contextlib.contextmanager
+def on_log(on_message):
+    """``on_message(text)`` for every gan_seg_aug INFO line of the block: caplog is per test, and a
+    handler can also raise (a simulated interruption at a given line)."""
+    logger, handler = logging.getLogger("gan_seg_aug"), _Handler(on_message)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan") / "run"
     lines = []
     cfg = tiny_cfg()
-    assert train_gan(cfg, tiny_data(), TRAIN_IDS, out, log=lines.append) == out
+    with on_log(lines.append):
+        assert train_gan(cfg, tiny_data(), TRAIN_IDS, out) == out
     return cfg, out, lines
 
 
@@ -84,42 +111,43 @@ def test_both_networks_moved_and_generator_reloads(finished_run):
     assert any(not np.allclose(a.numpy(), b) for a, b in zip(d0.variables, d_final))
 
 
-def test_finished_run_is_reused(finished_run):
+def test_finished_run_is_reused(finished_run, caplog):
     cfg, out, _ = finished_run
     before = (out / "done.json").read_text()
-    lines = []
-    train_gan(cfg, tiny_data(), TRAIN_IDS, out, log=lines.append)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    train_gan(cfg, tiny_data(), TRAIN_IDS, out)
+    lines = caplog.messages
     assert any("reusing" in line for line in lines) and not any("iter " in line for line in lines)
     assert (out / "done.json").read_text() == before
 
 
-def test_finished_run_extends_to_more_iterations_and_no_resume_starts_over(finished_run, tmp_path):
+def test_finished_run_extends_to_more_iterations_and_no_resume_starts_over(finished_run, tmp_path, caplog):
     import shutil
 
     cfg, out, _ = finished_run
     run = tmp_path / "run"
     shutil.copytree(out, run)
-    lines = []
-    train_gan(dataclasses.replace(cfg, iterations=6), tiny_data(), TRAIN_IDS, run, log=lines.append)
-    assert any("resuming at iteration 4" in line for line in lines)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    train_gan(dataclasses.replace(cfg, iterations=6), tiny_data(), TRAIN_IDS, run)
+    assert any("resuming at iteration 4" in line for line in caplog.messages)
     assert json.loads((run / "done.json").read_text())["iterations"] == 6
     with pytest.raises(ValueError, match="already trained 6 iterations"):
-        train_gan(cfg, tiny_data(), TRAIN_IDS, run, log=lambda s: None)
-    lines = []
-    train_gan(dataclasses.replace(cfg, iterations=2), tiny_data(), TRAIN_IDS, run, resume=False, log=lines.append)
-    assert any("starting" in line for line in lines)
+        train_gan(cfg, tiny_data(), TRAIN_IDS, run)
+    caplog.clear()
+    train_gan(dataclasses.replace(cfg, iterations=2), tiny_data(), TRAIN_IDS, run, resume=False)
+    assert any("starting" in line for line in caplog.messages)
     assert sorted(p.name for p in (run / "checkpoints").glob("*.npz")) == ["ckpt_000002.npz"]
     assert json.loads((run / "done.json").read_text())["iterations"] == 2
 
 
-@pytest.mark.parametrize("change", [dict(cfg=dict(gp_lambda=1.0)), dict(cfg=dict(critic_norm="layer")),
+@pytest.mark.parametrize("change", [dict(cfg=dict(gp_lambda=1.0)), dict(cfg=dict(critic_norm="batch-realfake")),
                                     dict(ids=TRAIN_IDS[1:]), dict(seed=1)])
 def test_mismatched_run_is_refused(finished_run, change):
     cfg, out, _ = finished_run
     cfg2 = dataclasses.replace(cfg, **change.get("cfg", {}))
     data = tiny_data(seed=change.get("seed", 0))
     with pytest.raises(ValueError, match="different GAN run"):
-        train_gan(cfg2, data, change.get("ids", TRAIN_IDS), out, log=lambda s: None)
+        train_gan(cfg2, data, change.get("ids", TRAIN_IDS), out)
 
 
 @pytest.fixture
@@ -134,20 +162,20 @@ def op_determinism():
         tf_config.disable_op_determinism()
 
 
-def test_resumed_run_ends_with_the_same_weights(tmp_path, op_determinism):
+def test_resumed_run_ends_with_the_same_weights(tmp_path, op_determinism, caplog):
     cfg = tiny_cfg(iterations=6)
-    straight = train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "straight", log=lambda s: None)
+    straight = train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "straight")
 
     def crash_at_5(line):
         if "iter 5/6" in line:
             raise KeyboardInterrupt("simulated interruption")
 
-    with pytest.raises(KeyboardInterrupt):
-        train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "resumed", log=crash_at_5)
+    with pytest.raises(KeyboardInterrupt), on_log(crash_at_5):
+        train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "done.json").exists()
-    lines = []
-    train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "resumed", log=lines.append)
-    assert any("resuming at iteration 4" in line for line in lines)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    train_gan(cfg, tiny_data(), TRAIN_IDS, tmp_path / "resumed")
+    assert any("resuming at iteration 4" in line for line in caplog.messages)
     with np.load(straight / "checkpoints" / "ckpt_000006.npz") as a, \
             np.load(tmp_path / "resumed" / "checkpoints" / "ckpt_000006.npz") as b:
         assert sorted(a.files) == sorted(b.files)
@@ -167,9 +195,9 @@ def test_minibatches_are_a_function_of_seed_and_iteration():
 
 def test_bad_inputs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="fewer than one GAN minibatch"):
-        train_gan(tiny_cfg(), tiny_data(), TRAIN_IDS[:3], tmp_path / "x", log=lambda s: None)
+        train_gan(tiny_cfg(), tiny_data(), TRAIN_IDS[:3], tmp_path / "x")
     with pytest.raises(KeyError, match="not in this dataset"):
-        train_gan(tiny_cfg(), tiny_data(), ["nope"] * 4, tmp_path / "x", log=lambda s: None)
+        train_gan(tiny_cfg(), tiny_data(), ["nope"] * 4, tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="no done.json"):
         load_generator(tmp_path)
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gan_seg_aug.config import GANConfig
+from gan_seg_aug.layout import gan_dir_name
+
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -48,7 +51,7 @@ def test_notebooks_without_artifacts_say_what_to_run(tmp_path):
 @pytest.mark.slow
 def test_notebooks_on_smoke_artifacts(smoke_sweep, tmp_path):
     figs = tmp_path / "figs"
-    gan_dir = smoke_sweep["runs"] / "scr_lung" / "smoke" / "synthetic" / "fold1" / "gan"
+    gan_dir = smoke_sweep["runs"] / "scr_lung" / "smoke" / "synthetic" / "fold1" / gan_dir_name(GANConfig.critic_norm)
     env = {"GAN_SEG_AUG_RUNS_DIR": smoke_sweep["runs"], "GAN_SEG_AUG_RESULTS_DIR": smoke_sweep["results"],
            "GAN_SEG_AUG_GAN_DIR": gan_dir, "GAN_SEG_AUG_FIG_DIR": figs}
     text = run_notebook("generated_samples", env)

@@ -1,6 +1,7 @@
 """generator.keras loads without this package; sample_pairs.py writes deterministic pair sets."""
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from gan_seg_aug.artifacts import atomic_write_json
-from gan_seg_aug.config import gan_config
+from gan_seg_aug.config import GANConfig, gan_config
 from gan_seg_aug.layout import quality_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,13 +80,14 @@ def _files(out: Path) -> dict:
             if p.is_file() and p.name != "manifest.json"}
 
 
-def test_sample_to_disk_png_deterministic(gan_run, tmp_path):
+def test_sample_to_disk_png_deterministic(gan_run, tmp_path, caplog):
     import cv2
 
     from gan_seg_aug.sample_disk import sample_to_disk
 
-    lines = []
-    m = sample_to_disk(gan_run, 5, tmp_path / "a", seed=3, fmt="png", batch=2, log=lines.append)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    m = sample_to_disk(gan_run, 5, tmp_path / "a", seed=3, fmt="png", batch=2)
+    lines = list(caplog.messages)
     sample_to_disk(gan_run, 5, tmp_path / "b", seed=3, fmt="png", batch=2)
     sample_to_disk(gan_run, 5, tmp_path / "c", seed=3, fmt="png", batch=4)
     sample_to_disk(gan_run, 5, tmp_path / "d", seed=4, fmt="png", batch=2)
@@ -100,7 +102,7 @@ def test_sample_to_disk_png_deterministic(gan_run, tmp_path):
     assert set(np.unique(mask)) <= {0, 1}
     man = json.loads(m.read_text())
     assert (man["seed"], man["n"], man["format"], man["sampling_bn"]) == (3, 5, "png", "moving")
-    assert man["gan_config"]["critic_norm"] == "batch" and man["gan_config"]["dataset"] == "synthetic"
+    assert man["gan_config"]["critic_norm"] == GANConfig.critic_norm and man["gan_config"]["dataset"] == "synthetic"
     assert man["gan_config"]["profile"] == "smoke" and man["quality"] is None
     assert [s["index"] for s in man["samples"]] == list(range(5)) and man["samples"][1]["mask"] == "masks/000001.png"
 

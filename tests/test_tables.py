@@ -16,7 +16,7 @@ import pytest
 
 from gan_seg_aug import run_catalogue as R
 from gan_seg_aug import tables as T
-from gan_seg_aug.config import GANConfig
+from gan_seg_aug.config import GANConfig, UNetConfig
 from gan_seg_aug.experiment import fold_dir
 from gan_seg_aug.layout import gan_dir_name
 
@@ -189,7 +189,8 @@ out = Path(a[a.index("--out") + 1]); out.mkdir(parents=True, exist_ok=True)
 print("fake gan", " ".join(a[1:]))
 (out / "done.json").write_text("{}")
 '''
-FAKE_UNET = f"GAN_NAME = {gan_dir_name(GANConfig.critic_norm)!r}\n" + '''import json, sys
+FAKE_UNET = (f"GAN_NAME = {gan_dir_name(GANConfig.critic_norm)!r}\nGAN_NORM = {GANConfig.critic_norm!r}\n"
+             f"SAMPLING_BN = {UNetConfig.sampling_bn!r}\n") + '''import json, sys
 from pathlib import Path
 a = sys.argv
 mix = a[a.index("--mix") + 1]; r, g = map(int, mix.split("-"))
@@ -205,7 +206,8 @@ name = f"{mix}-{'Aug' if aug else 'NoAug'}"
 run = fdir / name; run.mkdir(parents=True)
 params = {"shift_std": 0, "scale_std": 0, "translate_std": 0, "elastic_std": 0, "flip": aug}
 (run / "summary.json").write_text(json.dumps({"task": task, "fold": fold, "run_name": name, "n_real": r,
-    "n_generated": g, "augment": aug, "aug_params": params if aug else None, "profile": "smoke",
+    "n_generated": g, "augment": aug, "gan_critic_norm": GAN_NORM if g else None,
+    "sampling_bn": SAMPLING_BN if g else None, "aug_params": params if aug else None, "profile": "smoke",
     "dataset": "synthetic", "test": {"n": 5, "miou8": 0.25}, "val": {"miou8": 0.3}}))
 print("fake unet", name)
 '''

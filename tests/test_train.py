@@ -1,5 +1,6 @@
 """U-Net training: loss, update step, early stopping end to end, best-weight restore, resume."""
 import json
+import logging
 
 import keras
 import numpy as np
@@ -46,10 +47,6 @@ def _cfg(**kw):
                 max_iterations=60, learning_rate=1e-3)
     base.update(kw)
     return unet_config("scr_lung", "smoke", "4-0", **base)
-
-
-def _quiet(lines):
-    return lambda msg: lines.append(msg)
 
 
 def test_loss_is_the_mean_softmax_cross_entropy_and_equals_sigmoid_ce_for_two_classes():
@@ -99,11 +96,11 @@ def test_validation_loss_weights_every_pixel_equally_across_a_short_last_batch()
     assert T.make_validation_loss(model, images, labels, batch_size=2)() == pytest.approx(whole, rel=1e-5)
 
 
-def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_path):
+def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
     data, fold = tiny
     cfg = _cfg()
-    lines = []
-    s = T.train_unet(cfg, data, fold, tmp_path / "run", log=_quiet(lines))
+    s = T.train_unet(cfg, data, fold, tmp_path / "run")
     assert s["stopped_by"] == "early_stopping"
     vals = [h["val_loss"] for h in s["history"]]
     assert s["best_val_loss"] == min(vals)
@@ -124,12 +121,12 @@ def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_pa
     assert history[0] == "iteration,train_loss,val_loss" and len(history) == len(vals) + 1
     assert json.loads((run / "train_done.json").read_text())["iterations"] == s["iterations"]
     assert not (run / "checkpoints").exists()
-    assert any("it/s" in line and "earliest stop" in line for line in lines)
+    assert any("it/s" in line and "earliest stop" in line for line in caplog.messages)
 
 
 def test_max_iterations_cap_is_recorded(tiny, tmp_path):
     data, fold = tiny
-    s = T.train_unet(_cfg(min_iterations=100, max_iterations=5), data, fold, tmp_path / "run", log=_quiet([]))
+    s = T.train_unet(_cfg(min_iterations=100, max_iterations=5), data, fold, tmp_path / "run")
     assert (s["stopped_by"], s["iterations"]) == ("max_iterations", 5)
     assert [h["iteration"] for h in s["history"]] == [2, 4, 5]  # validated at the cap too
 
@@ -154,23 +151,24 @@ def _counting_step(calls, fail_after=None):
     return make
 
 
-def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch, caplog):
     data, fold = tiny
     cfg, run = _cfg(min_iterations=10, patience=4), tmp_path / "run"
     first = []
     monkeypatch.setattr(T, "make_train_step", _counting_step(first, fail_after=5))
     with pytest.raises(Interrupted):
-        T.train_unet(cfg, data, fold, run, log=_quiet([]))
+        T.train_unet(cfg, data, fold, run)
     assert len(first) == 5
     pointer = json.loads((run / "checkpoint.json").read_text())
     assert pointer["iteration"] == 4  # the last validation before the interruption
     saved = json.loads((run / pointer["dir"] / "state.json").read_text())
     assert saved["early_stopping"]["last_iteration"] == 4 and len(saved["history"]) == 2
 
-    second, lines = [], []
+    second = []
     monkeypatch.setattr(T, "make_train_step", _counting_step(second))
-    s = T.train_unet(cfg, data, fold, run, log=_quiet(lines))
-    assert any("resuming from the checkpoint at iteration 4" in line for line in lines)
+    caplog.set_level(logging.INFO, logger="gan_seg_aug")
+    s = T.train_unet(cfg, data, fold, run)
+    assert any("resuming from the checkpoint at iteration 4" in line for line in caplog.messages)
     assert s["resumed_from"] == 4
     assert len(second) == s["iterations"] - 4  # continued, not restarted
     its = [h["iteration"] for h in s["history"]]
@@ -183,13 +181,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
 def test_finished_run_is_reused_and_other_settings_are_refused(tiny, tmp_path, monkeypatch):
     data, fold = tiny
     run = tmp_path / "run"
-    s = T.train_unet(_cfg(max_iterations=4), data, fold, run, log=_quiet([]))
+    s = T.train_unet(_cfg(max_iterations=4), data, fold, run)
     calls = []
     monkeypatch.setattr(T, "make_train_step", _counting_step(calls, fail_after=0))
-    again = T.train_unet(_cfg(max_iterations=4), data, fold, run, log=_quiet([]))
+    again = T.train_unet(_cfg(max_iterations=4), data, fold, run)
     assert again["iterations"] == s["iterations"] and again["best_val_loss"] == s["best_val_loss"]
     with pytest.raises(ValueError, match="other settings.*patience"):
-        T.train_unet(_cfg(max_iterations=4, patience=9), data, fold, run, log=_quiet([]))
+        T.train_unet(_cfg(max_iterations=4, patience=9), data, fold, run)
 
 
 def test_bad_inputs_are_reported(tiny, tmp_path):
@@ -207,7 +205,7 @@ def test_bad_inputs_are_reported(tiny, tmp_path):
 def test_mixed_bfloat16_precision_trains_with_float32_loss_and_restores_the_policy(tiny, tmp_path):
     data, fold = tiny
     before = keras.config.dtype_policy().name
-    s = T.train_unet(_cfg(max_iterations=2, precision="mixed_bfloat16"), data, fold, tmp_path / "run", log=_quiet([]))
+    s = T.train_unet(_cfg(max_iterations=2, precision="mixed_bfloat16"), data, fold, tmp_path / "run")
     assert keras.config.dtype_policy().name == before
     assert s["iterations"] == 2 and all(np.isfinite([h["val_loss"] for h in s["history"]]))
     with T.set_precision("mixed_bfloat16"):
@@ -230,7 +228,7 @@ def test_mixed_minibatches_with_a_generator_and_augmentation_train(tiny, tmp_pat
     aug = AUG_PRESETS["scr_lung"].scaled(SIZE / 256)
     cfg = unet_config("scr_lung", "smoke", "2-2", augment=True, height=SIZE, width=SIZE, unet_width_div=64,
                       min_iterations=10, patience=4, val_every=2, max_iterations=2)
-    s = T.train_unet(cfg, data, fold, tmp_path / "run", sampler=sampler, aug=aug, log=_quiet([]))
+    s = T.train_unet(cfg, data, fold, tmp_path / "run", sampler=sampler, aug=aug)
     assert (s["iterations"], s["stopped_by"], s["network_id"]) == (2, "max_iterations", "2-2-Aug")
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["aug"]["translate_std"] == pytest.approx(10 * SIZE / 256)

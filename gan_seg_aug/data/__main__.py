@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+from ..log_setup import add_verbosity_args, configure, verbosity
 from .loaders import TASKS, DataError, load_task, task_split
 
 
@@ -26,20 +27,19 @@ def _parser() -> argparse.ArgumentParser:
                                                      "or ~/.cache/gan_seg_aug)")
     d.add_argument("--split-dir", default=None, help="where splits are saved (default results/splits)")
     d.add_argument("--max-cases", type=int, default=0, help="use only this many cases (0 = all)")
+    add_verbosity_args(d)
     return p
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    configure(verbosity(args), stream=sys.stderr if args.json else None)  # --json: stdout is the JSON alone
     from ..artifacts import provenance
     from .describe import contact_sheet, format_text, summarise, write_png
 
-    def log(msg):
-        print(msg, file=sys.stderr if args.json else sys.stdout)
-
     try:
         data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
-                         max_cases=args.max_cases, log=log)
+                         max_cases=args.max_cases)
         split, split_path = task_split(data, args.split_dir)
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

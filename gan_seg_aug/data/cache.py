@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,8 @@ from typing import Callable
 import numpy as np
 
 from ..artifacts import atomic_save_npz, git_commit
+
+log = logging.getLogger(__name__)
 
 CODE_VERSION = 1  # bump when the meaning of cached arrays changes
 ENV_VAR = "GAN_SEG_AUG_CACHE"
@@ -92,7 +95,7 @@ def _read(path: Path, key: str) -> dict:
 
 
 def cached_arrays(task: str, fmt: str, files, params: dict, build: Callable[[], dict], *, cache_dir=None,
-                  code_files=(), log=print) -> tuple[dict, dict]:
+                  code_files=()) -> tuple[dict, dict]:
     """Arrays for these sources: from the cache when the key matches, else ``build()`` and store.
 
     ``build`` returns ``images`` float32 [N,H,W,C], ``labels`` uint8 [N,H,W], ``spacing_mm``
@@ -107,9 +110,10 @@ def cached_arrays(task: str, fmt: str, files, params: dict, build: Callable[[], 
         try:
             stored = _read(path, key)
             info["hit"] = True
+            log.debug(f"cache hit: {path}")
             return _to_memory(stored), info
         except Exception as e:  # any damage means: do not trust it, rebuild
-            log(f"warning: cache file {path} is unreadable or stale ({type(e).__name__}: {e}); rebuilding it")
+            log.warning(f"cache file {path} is unreadable or stale ({type(e).__name__}: {e}); rebuilding it")
     arrays = build()
     stored = _quantise(arrays)
     stored["case_ids"] = np.array(list(arrays["case_ids"]), dtype=np.str_)
@@ -121,6 +125,8 @@ def cached_arrays(task: str, fmt: str, files, params: dict, build: Callable[[], 
     try:
         atomic_save_npz(path, meta=np.array(json.dumps(meta)), **stored)
     except OSError as e:  # a read-only cache must not stop a run
-        log(f"warning: could not write cache file {path} ({e}); continuing without cache")
+        log.warning(f"could not write cache file {path} ({e}); continuing without cache")
         info["path"] = None
+    else:
+        log.debug(f"wrote cache file {path}")
     return _to_memory(stored), info

@@ -22,6 +22,7 @@ Photos are 8-bit, so intensities are normalised with the fixed map x / 127.5 - 1
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from PIL import Image
 from .base import TaskData
 from .cache import cached_arrays
 from .loaders import DataError, check_paper_count
+
+log = logging.getLogger(__name__)
 
 TRAIN_H, TRAIN_W = 128, 256
 N_CATEGORIES = 8
@@ -231,13 +234,13 @@ def build_pix2pix(cases: list[CityCase]) -> dict:
             "case_ids": [c.case_id for c in cases], "groups": [c.group for c in cases]}
 
 
-def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None, log=print) -> TaskData:
+def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None) -> TaskData:
     official, p2p = scan_official(data_dir), scan_pix2pix(data_dir)
     if official:
         fmt, cases, build = "cityscapes_official", official, build_official
         if p2p:
-            log(f"note: using the official Cityscapes layout under {data_dir}; ignoring the pix2pix files in "
-                f"{', '.join(map(str, p2p))}")
+            log.info(f"note: using the official Cityscapes layout under {data_dir}; ignoring the pix2pix files "
+                     f"in {', '.join(map(str, p2p))}")
     elif len(p2p) == 1:
         fmt, build = "cityscapes_pix2pix", build_pix2pix
         cases = next(iter(p2p.values()))
@@ -249,14 +252,13 @@ def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None, log=pri
                         "*_leftImg8bit.png with gtFine/{train,val}/<city>/*_gtFine_labelIds.png, or the pix2pix "
                         "variant train/<n>.jpg, val/<n>.jpg")
     groups = [c.group for c in cases]
-    full = check_paper_count("cityscapes", groups, allow_partial=allow_partial, where=f"--data-dir {data_dir}",
-                             log=log)
+    full = check_paper_count("cityscapes", groups, allow_partial=allow_partial, where=f"--data-dir {data_dir}")
     if not all(g in groups for g in SPLITS):
         raise DataError(f"--data-dir {data_dir}: found {groups.count('train')} official train and "
                         f"{groups.count('val')} val frames; the paper's split needs both (val is the test set)")
     files = [p for c in cases for p in (c.image, c.label) if p is not None]
     arrays, info = cached_arrays("cityscapes", fmt, files, PARAMS, lambda: build(cases), cache_dir=cache_dir,
-                                 code_files=[__file__], log=log)
+                                 code_files=[__file__])
     if fmt == "cityscapes_official":
         label_files = [c.label for c in cases]
         native = lambda i: labels_to_categories(read_label_ids(label_files[i]), label_files[i])  # noqa: E731

@@ -19,10 +19,13 @@ anything is written (the cache is written only after every case decoded).
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from .base import TaskData
 from .splits import load_or_make_split
+
+log = logging.getLogger(__name__)
 
 TASKS = ("scr_lung", "cityscapes")
 # Paper §V-A (SCR: 247 images) and §V-B (Cityscapes: 2975 train + 500 val, fine annotations).
@@ -44,7 +47,7 @@ def _fmt_counts(counts: dict) -> str:
     return " + ".join(f"{n} {g}" if g != "all" else str(n) for g, n in counts.items())
 
 
-def check_paper_count(task: str, groups, *, allow_partial: bool, where, log=print) -> bool:
+def check_paper_count(task: str, groups, *, allow_partial: bool, where) -> bool:
     """Compare the number of cases (per official split for Cityscapes) with the paper's.
 
     ``groups`` holds one entry per case (its official split; anything for SCR).  Returns True
@@ -57,13 +60,12 @@ def check_paper_count(task: str, groups, *, allow_partial: bool, where, log=prin
     msg = (f"{where}: found {_fmt_counts(found)} {task} cases, expected the paper's {_fmt_counts(expected)}")
     if not allow_partial:
         raise DataError(msg + "; pass --allow-partial (allow_partial=True) to use a subset anyway")
-    log(f"note: {msg}; --allow-partial: the split keeps the paper's proportions, "
-        "results are NOT comparable to the paper")
+    log.info(f"note: {msg}; --allow-partial: the split keeps the paper's proportions, "
+             "results are NOT comparable to the paper")
     return False
 
 
-def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_dir=None, max_cases: int = 0,
-              log=print) -> TaskData:
+def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_dir=None, max_cases: int = 0) -> TaskData:
     """Load ``task`` ("scr_lung" | "cityscapes") from ``data_dir``, or the synthetic set when None.
 
     ``max_cases`` > 0 keeps a deterministic subset (smoke runs): the synthetic generator makes
@@ -75,7 +77,7 @@ def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_di
     if not isinstance(max_cases, int) or max_cases < 0:
         raise DataError(f"--max-cases {max_cases!r}: expected an integer >= 0 (0 = all cases)")
     if data_dir is None:
-        return _synthetic(task, max_cases, log)
+        return _synthetic(task, max_cases)
     data_dir = Path(data_dir).expanduser()
     if not data_dir.exists():
         raise DataError(f"--data-dir {data_dir}: directory not found")
@@ -84,21 +86,21 @@ def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_di
     if task == "scr_lung":
         from . import scr
 
-        data = scr.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir, log=log)
+        data = scr.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir)
     else:
         from . import cityscapes
 
-        data = cityscapes.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir, log=log)
+        data = cityscapes.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir)
     return data.limited(max_cases)
 
 
-def _synthetic(task: str, max_cases: int, log) -> TaskData:
+def _synthetic(task: str, max_cases: int) -> TaskData:
     from . import synthetic
 
     make = synthetic.make_scr_lung if task == "scr_lung" else synthetic.make_cityscapes
     data = make(n_cases=max_cases) if max_cases else make()
-    log(f"note: no --data-dir given: using the embedded SYNTHETIC {task} stand-in ({len(data)} cases); "
-        "numbers are NOT comparable to the paper (see docs/data.md for the real datasets)")
+    log.info(f"note: no --data-dir given: using the embedded SYNTHETIC {task} stand-in ({len(data)} cases); "
+             "numbers are NOT comparable to the paper (see docs/data.md for the real datasets)")
     return data
 
 

@@ -23,6 +23,7 @@ min..max mapped to [-1, 1]; labels are the 1024² mask area-averaged to 256² an
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from PIL import Image
 from .base import TaskData
 from .cache import cached_arrays
 from .loaders import DataError, check_paper_count
+
+log = logging.getLogger(__name__)
 
 JSRT_SIDE, JSRT_SPACING_MM, JSRT_MAX = 2048, 0.175, 4095
 IMG_BYTES = JSRT_SIDE * JSRT_SIDE * 2  # 8,388,608
@@ -73,7 +76,7 @@ def _list_ids(ids) -> str:
     return ", ".join(ids[:20]) + (f" ... and {len(ids) - 20} more" if len(ids) > 20 else "")
 
 
-def scan(data_dir: Path, log=print) -> list[ScrCase]:
+def scan(data_dir: Path) -> list[ScrCase]:
     """Pair every JSRT image with its SCR left-lung mask, searching ``data_dir`` recursively."""
     images: dict[str, list[tuple[int, Path]]] = {}
     masks: dict[str, list[Path]] = {}
@@ -116,7 +119,7 @@ def scan(data_dir: Path, log=print) -> list[ScrCase]:
         preferred_raw += len(found) > 1
         cases.append(ScrCase(cid, best[0], masks[cid][0]))
     if preferred_raw:
-        log(f"note: {preferred_raw} cases have both a JSRT .IMG and a PNG conversion; using the original .IMG")
+        log.info(f"note: {preferred_raw} cases have both a JSRT .IMG and a PNG conversion; using the original .IMG")
     return cases
 
 
@@ -206,7 +209,7 @@ def build_arrays(cases: list[ScrCase], side: int = TRAIN_SIDE) -> dict:
             "case_ids": [c.case_id for c in cases], "groups": []}
 
 
-def _warn_if_inverted(images: np.ndarray, labels: np.ndarray, log) -> None:
+def _warn_if_inverted(images: np.ndarray, labels: np.ndarray) -> None:
     """Lungs hold air, so they are darker than the rest of a radiograph; if most are not, the
     source was probably stored inverted (e.g. a PNG conversion of raw values without a palette)."""
     img = images[..., 0]
@@ -214,18 +217,18 @@ def _warn_if_inverted(images: np.ndarray, labels: np.ndarray, log) -> None:
     rest = (img * (1 - labels)).sum((1, 2)) / np.maximum((1 - labels).sum((1, 2)), 1)
     bright = int((lung > rest).sum())
     if bright > len(img) / 2:
-        log(f"warning: in {bright} of {len(img)} radiographs the left lung is brighter than the rest of the image; "
-            "the images look inverted (expected: bones bright, lungs dark; see docs/data.md)")
+        log.warning(f"in {bright} of {len(img)} radiographs the left lung is brighter than the rest of the image; "
+                    "the images look inverted (expected: bones bright, lungs dark; see docs/data.md)")
 
 
-def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None, log=print) -> TaskData:
-    cases = scan(data_dir, log)
+def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None) -> TaskData:
+    cases = scan(data_dir)
     full = check_paper_count("scr_lung", [c.case_id for c in cases], allow_partial=allow_partial,
-                             where=f"--data-dir {data_dir}", log=log)
+                             where=f"--data-dir {data_dir}")
     files = [p for c in cases for p in (c.image, c.mask)]
     arrays, info = cached_arrays("scr_lung", "jsrt_scr", files, PARAMS, lambda: build_arrays(cases),
-                                 cache_dir=cache_dir, code_files=[__file__], log=log)
-    _warn_if_inverted(arrays["images"], arrays["labels"], log)
+                                 cache_dir=cache_dir, code_files=[__file__])
+    _warn_if_inverted(arrays["images"], arrays["labels"])
     masks = [c.mask for c in cases]
     kinds = sorted({"IMG" if c.image.name.lower().endswith(".img") else "PNG" for c in cases})
     origin = {"data_dir": str(data_dir), "format": "jsrt_scr", "image_formats": kinds, "complete": full,
