@@ -81,7 +81,9 @@ def main(argv=None) -> int:
     fold = fold_of(split, fold_no)
     reference = None
     if args.train_reference:
-        argv = ["--profile", profile, "--runs-dir", str(gan_dir.parent), "--precision", cfg.get("precision", "float32")]
+        parents = gan_dir.resolve().parents  # <runs>/<task>/<profile>/<dataset>/fold<k>/<gan> (layout.fold_dir)
+        runs_root = parents[4] if len(parents) > 4 else gan_dir.parent
+        argv = ["--profile", profile, "--runs-dir", str(runs_root), "--precision", cfg.get("precision", "float32")]
         argv += (["--data-dir", data_dir] if data_dir else []) + (["--allow-partial"] if args.allow_partial else [])
         argv += (["--cache-dir", args.cache_dir] if args.cache_dir else [])
         argv += ["--fold", str(fold_no)] if task == "scr_lung" else []
