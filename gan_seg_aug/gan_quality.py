@@ -118,12 +118,13 @@ def _mask_block(task: str, labels, ref_labels, n_classes: int) -> dict:
             "area_mean": float(np.nanmean(st["area"])) if len(st["area"]) else float("nan")}
 
 
-def quality_report(generator, latent_dim: int, task: str, train, val, unet, settings: QualitySettings):
+def quality_report(generator, latent_dim: int, task: str, train, val, unet, settings: QualitySettings, cache=None):
     """The report as a dict (see the module docstring) and the arrays the figure needs.
 
     ``train`` / ``val``: ``(images, labels)`` of the fold's real pairs at the generator's resolution;
     ``unet``: the reference U-Net at that resolution, or ``None`` (then only the mask and
-    memorisation blocks, which need no network)."""
+    memorisation blocks, which need no network); ``cache``: a dict that keeps the reference U-Net's outputs on the
+    real pairs between reports of one run (they do not change while the GAN trains)."""
     n_classes = task_spec(task).n_classes
     images, labels = generate_pairs(generator, settings.n, latent_dim, n_classes,
                                     sampling_bn=settings.sampling_bn, seed=settings.seed)
@@ -136,10 +137,13 @@ def quality_report(generator, latent_dim: int, task: str, train, val, unet, sett
                     "real_val": _mask_block(task, val[1], train[1], n_classes)}
     arrays = {"images": images, "labels": labels}
     if unet is not None:
-        feats = feature_model(unet)
+        cache = {} if cache is None else cache
+        if "feats" not in cache:
+            cache["feats"] = feature_model(unet)
+            cache["val"] = _predict(unet, cache["feats"], val[0])
+            cache["train"] = _predict(unet, cache["feats"], train[0])
+        feats, (v_pred, v_feat), (_, t_feat) = cache["feats"], cache["val"], cache["train"]
         g_pred, g_feat = _predict(unet, feats, images)
-        v_pred, v_feat = _predict(unet, feats, val[0])
-        _, t_feat = _predict(unet, feats, train[0])
         rep["pair_consistency"] = {"generated": _agreement(task, g_pred, labels, n_classes),
                                    "real_val_ceiling": _agreement(task, v_pred, val[1], n_classes),
                                    "metric": "dice" if n_classes == 2 else "miou"}

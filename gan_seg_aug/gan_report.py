@@ -44,6 +44,7 @@ class Reporter:
         self.train, self.val = real_pairs(gan_cfg, data, fold)
         self.reference_dir = Path(reference_dir) if reference_dir else find_reference_unet(gan_dir, gan_cfg["task"])
         self.unet = load_reference_unet(self.reference_dir) if self.reference_dir else None
+        self._cache = {}  # the reference U-Net's outputs on the real pairs, computed once per run
         if self.unet is not None and tuple(self.unet.input.shape[1:3]) != self.train[0].shape[1:3]:
             raise ValueError(f"the reference U-Net {self.reference_dir} works at {tuple(self.unet.input.shape[1:3])}, "
                              f"the GAN at {self.train[0].shape[1:3]}: use a reference of the same profile")
@@ -53,7 +54,7 @@ class Reporter:
 
     def report(self, generator, settings: QualitySettings, iteration: int):
         rep, arrays = quality_report(generator, self.cfg["latent_dim"], self.cfg["task"], self.train, self.val,
-                                     self.unet, settings)
+                                     self.unet, settings, cache=self._cache)
         rep.update(iteration=int(iteration), reference_unet=str(self.reference_dir) if self.reference_dir else None,
                    critic_norm=self.cfg.get("critic_norm"), settings=settings_dict(settings))
         return rep, arrays
