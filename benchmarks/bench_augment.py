@@ -6,8 +6,8 @@ Measures, on ONE thread (cv2, SimpleITK and TensorFlow all pinned, so the figure
    SimpleITK ``Resample`` (linear image + nearest mask) vs the fast path (separable basis + cv2.remap).
 2. The full SCR preset (paper Table I bold row: shift 0.05, scale 0.05, translation 10 px,
    elastic 10 px): SimpleITK (composite translation + B-spline resample, NumPy intensity ops) vs
-   :func:`gan_seg_aug.augment.augment` inside ``tf.data.Dataset.map``.
-3. :func:`gan_seg_aug.pipeline.make_train_dataset` batches/s for 16-pair 8-8 minibatches with the
+   :func:`gan_seg_aug.augment.ops.augment` inside ``tf.data.Dataset.map``.
+3. :func:`gan_seg_aug.training.minibatches.make_train_dataset` batches/s for 16-pair 8-8 minibatches with the
    SCR preset, with a narrow stand-in generator and with the full-size thesis Table 4.1 generator.
 4. One full-size U-Net (thesis Table 4.2) train step on a 16-pair batch.
 
@@ -70,7 +70,7 @@ def sitk_elastic_pair(image, mask, coeffs, translation=None):
     """What a SimpleITK pipeline does per pair: build the transform(s), resample both."""
     import SimpleITK as sitk
 
-    from gan_seg_aug.elastic import sitk_transform
+    from gan_seg_aug.augment.elastic import sitk_transform
 
     tx = sitk_transform(coeffs, SIDE, SIDE, PRESET["order"])
     if translation is not None:
@@ -83,7 +83,7 @@ def sitk_elastic_pair(image, mask, coeffs, translation=None):
 
 
 def bench_elastic(images, labels, rng, log):
-    from gan_seg_aug import elastic as E
+    from gan_seg_aug.augment import elastic as E
 
     n_c = PRESET["mesh"] + PRESET["order"]
     draw = lambda: rng.normal(0, PRESET["elastic_std"], (2, n_c, n_c))  # noqa: E731
@@ -116,7 +116,7 @@ def bench_elastic(images, labels, rng, log):
 def bench_tf_preset(images, labels, log):
     import tensorflow as tf
 
-    from gan_seg_aug.augment import AUG_PRESETS, augment
+    from gan_seg_aug.augment.ops import AUG_PRESETS, augment
 
     preset = AUG_PRESETS["scr_lung"]
     ds = (tf.data.Dataset.from_tensor_slices({"image": images, "mask": labels}).repeat().enumerate()
@@ -133,14 +133,14 @@ def bench_tf_preset(images, labels, log):
 
 
 def stand_in_generator():
-    from gan_seg_aug.models import build_generator
+    from gan_seg_aug.nets.networks import build_generator
 
     return build_generator("scr_lung", width_div=32)  # Table 4.1 layout at 256^2, 1/32 of the kernels
 
 
 def bench_pipeline(images, labels, generator, n_batches, log, what):
-    from gan_seg_aug.augment import AUG_PRESETS
-    from gan_seg_aug.pipeline import GeneratorSampler, make_train_dataset
+    from gan_seg_aug.augment.ops import AUG_PRESETS
+    from gan_seg_aug.training.minibatches import GeneratorSampler, make_train_dataset
 
     sampler = GeneratorSampler(generator, 128, 2, seed=0, chunk=16)
     ds = make_train_dataset(images, labels, n_real=8, n_generated=8, sampler=sampler, n_classes=2,
@@ -160,8 +160,8 @@ def bench_unet_step(images, labels, steps, log):
     import keras
     import tensorflow as tf
 
-    from gan_seg_aug.models import build_unet
-    from gan_seg_aug.train import make_train_step
+    from gan_seg_aug.nets.networks import build_unet
+    from gan_seg_aug.training.unet_trainer import make_train_step
 
     model = build_unet("scr_lung")
     optimizer = keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.9)
@@ -209,7 +209,7 @@ def main(argv=None):
     pipe = {"stand_in_generator": bench_pipeline(images, labels, stand_in_generator(), args.pipeline_batches, log,
                                                  "stand-in generator (width/32)")}
     if not args.skip_full_generator:
-        from gan_seg_aug.models import build_generator
+        from gan_seg_aug.nets.networks import build_generator
 
         pipe["full_size_generator"] = bench_pipeline(images, labels, build_generator("scr_lung"),
                                                      max(2, args.pipeline_batches // 3), log,

@@ -11,7 +11,7 @@ updates, each on its own real minibatch, then 1 generator update; ``real_batches
 batch 16; Cityscapes 128x256, batch 8); ``--quick`` = the ``cpu`` profile's networks.  Nothing
 else is timed: the per-step methods are internal to the iteration.
 
-Analytic FLOPs (``gan_seg_aug/flops.py``, where the convention is argued): 2 x the multiply-adds
+Analytic FLOPs (``benchmarks/flops.py``, where the convention is argued): 2 x the multiply-adds
 of the conv / transposed-conv / dense layers only, 5 x (F_G + 12 F_D) + 3 F_G + 2 F_D per
 iteration.  Batch norm (and its second-order gradient through the penalty), ReLU and Adam are
 real time but are not counted.
@@ -46,10 +46,11 @@ def build_iteration(task: str, precision: str, *, profile: str = "paper", critic
     import numpy as np
     import tensorflow as tf
 
-    from gan_seg_aug import flops, hardware
+    from benchmarks import flops
+    from benchmarks import hardware
     from gan_seg_aug.config import gan_config
-    from gan_seg_aug.gan import WGANGP, make_optimizer
-    from gan_seg_aug.gan_training import build_networks
+    from gan_seg_aug.training.wgan_gp import WGANGP, make_optimizer
+    from gan_seg_aug.training.gan_trainer import build_networks
 
     cfg = gan_config(task, profile, critic_norm=critic_norm, precision=precision)
     keras.utils.set_random_seed(seed)
@@ -81,7 +82,7 @@ def interleaved_rounds(steps: dict, rounds: int, *, warmup: int = 0, extra=None,
     round]}, "cpu_s": {name: [process CPU s per round]}, "peaks": [hardware.measure_peak() per
     round], "extra": [extra() per round]}``.  Ratios should be taken within a round.
     """
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     for step in steps.values() if warmup else ():
         hardware.time_call(step, repeats=warmup, warmup=0)
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     if rounds < 1:
         p.error(f"--rounds must be >= 1, got {args.rounds}")
 
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     device = hardware.describe_device()
     log = lambda msg: print(msg, flush=True)  # noqa: E731

@@ -55,7 +55,7 @@ PIPELINE_GOAL = 5.0  # issue 7: the data pipeline >= 5x faster than the train st
 def build_unet_step(variant: str, size: dict):
     """``(step, record)`` of ``bench_unet.build_step`` (the training code's loss and Adam update),
     its first call (tracing) timed."""
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     step, flop, params = bench_unet.build_step(TASK, variant, size)
     first = hardware.time_call(step, repeats=1, warmup=0)[0]
@@ -66,7 +66,7 @@ def pipeline_probe(quick: bool, n_batches: int, log):
     """A call measuring the 8-8 pipeline once (``bench_augment.bench_pipeline``) -> its Rate."""
     from gan_seg_aug.config import get_profile
     from gan_seg_aug.data.synthetic import make_scr_lung
-    from gan_seg_aug.models import build_generator
+    from gan_seg_aug.nets.networks import build_generator
 
     scale = get_profile("cpu" if quick else "paper").scale[TASK]
     data = make_scr_lung(n_cases=16, seed=0)  # the embedded stand-in data at the paper's 256^2
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         p.error("--rounds and --pipeline-batches must be >= 1")
     profile = "cpu" if args.quick else "paper"
 
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     t_start = time.perf_counter()
     device = hardware.describe_device()

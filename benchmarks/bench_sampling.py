@@ -45,10 +45,11 @@ def build(task: str, policy: str, quick: bool, chunk: int):
     import numpy as np
     import tensorflow as tf
 
-    from gan_seg_aug import flops, precision
+    from benchmarks import flops
+    from gan_seg_aug.training import precision
     from gan_seg_aug.config import get_profile, task_spec
-    from gan_seg_aug.models import build_generator
-    from gan_seg_aug.pipeline import GeneratorSampler
+    from gan_seg_aug.nets.networks import build_generator
+    from gan_seg_aug.training.minibatches import GeneratorSampler
 
     scale = get_profile("cpu" if quick else "paper").scale[task]
     with precision.set_precision(policy):
@@ -71,7 +72,7 @@ def build(task: str, policy: str, quick: bool, chunk: int):
 def child(task: str, policies: list, quick: bool, chunk: int, rounds: int) -> dict:
     """All precisions in this one process, interleaved round by round (each round also measures
     the peak), so that the other jobs' load hits them alike."""
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     built = {pol: build(task, pol, quick, chunk) for pol in policies}
     for gen_call, sample_call, _ in built.values():  # one untimed call each after tracing
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
         print(json.dumps(child(task, names.split(","), args.quick, args.chunk, rounds)), flush=True)
         return 0
 
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     device = hardware.describe_device()
     print(f"device: {hardware.format_device(device)}", flush=True)

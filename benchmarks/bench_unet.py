@@ -22,7 +22,7 @@ How it measures, for figures that mean something on a machine shared with other 
    jobs' load then hits all variants alike, and every ratio (speed-up over float32, fraction of
    peak) is taken within a round and the median over rounds reported.
 
-Per variant: ms/step (min and median), analytic GFLOP/s (``gan_seg_aug/flops.py``: 3 x forward
+Per variant: ms/step (min and median), analytic GFLOP/s (``benchmarks/flops.py``: 3 x forward
 MACs x 2 of the convs) at the min, the median-over-rounds fraction of the same dtype's peak and of
 the float32 peak, the median-over-rounds speed-up over float32.  The last line printed is ONE JSON
 object with everything.
@@ -61,10 +61,11 @@ def build_step(task: str, variant: str, size: dict):
     import numpy as np
     import tensorflow as tf
 
-    from gan_seg_aug import flops, precision
-    from gan_seg_aug.gan import make_optimizer
-    from gan_seg_aug.models import build_unet
-    from gan_seg_aug.train import make_train_step
+    from benchmarks import flops
+    from gan_seg_aug.training import precision
+    from gan_seg_aug.training.wgan_gp import make_optimizer
+    from gan_seg_aug.nets.networks import build_unet
+    from gan_seg_aug.training.unet_trainer import make_train_step
 
     policy, jit = VARIANTS[variant]
     with precision.set_precision(policy):
@@ -83,7 +84,7 @@ def build_step(task: str, variant: str, size: dict):
 
 def child_memory(task: str, variant: str, size: dict) -> dict:
     """Phase 1, in a fresh process: compile time and peak RSS of one variant alone."""
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     step, _, _ = build_step(task, variant, size)
     t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def child_memory(task: str, variant: str, size: dict) -> dict:
 
 def child_speed(task: str, variants: list, size: dict, rounds: int, warmup: int) -> dict:
     """Phase 2, all variants in this one process, interleaved round by round."""
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     steps, out = {}, {}
     for v in variants:
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
         print(json.dumps(res), flush=True)
         return 0
 
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     device = hardware.describe_device()
     print(f"device: {hardware.format_device(device)}", flush=True)

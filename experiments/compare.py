@@ -1,7 +1,7 @@
 """`python experiments/compare.py results/ [--markdown results/comparison.md]`: our Tables I-IV vs the paper.
 
 Prints, for every ``table_<N>.csv`` in the results directory, our value next to the paper's
-(``results/paper/``), the difference and a verdict (rules in ``gan_seg_aug/compare.py``); with
+(``results/paper/``), the difference and a verdict (rules in ``gan_seg_aug/reporting/paper_comparison.py``); with
 ``--markdown`` also writes the same comparison as Markdown, atomically, with provenance.
 """
 import argparse
@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a plain checkout too
 
-from gan_seg_aug import compare as C  # noqa: E402
+from gan_seg_aug.reporting import paper_comparison as C  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_text, git_commit  # noqa: E402
-from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 log = logging.getLogger("gan_seg_aug.experiments.compare")  # __name__ is __main__ when run
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""How good are a finished GAN's pairs?  The quality report of gan_seg_aug.gan_quality, on demand.
+"""How good are a finished GAN's pairs?  The quality report of gan_seg_aug.evaluation.gan_quality, on demand.
 
 ``python experiments/gan_quality.py --gan-dir DIR [--n N] [--sampling-bn moving|batch|both] [--json]``
 
@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 log = logging.getLogger("gan_seg_aug.experiments.gan_quality")  # __name__ is __main__ when run
 
@@ -54,17 +54,17 @@ def main(argv=None) -> int:
     if args.n < 5:
         sys.exit(f"error: --n {args.n}: expected at least 5 generated pairs")
 
-    from gan_seg_aug.tf_quiet import import_tensorflow
+    from gan_seg_aug.cli.tf_quiet import import_tensorflow
 
     import_tensorflow()
     from gan_seg_aug.artifacts import read_json
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
     from gan_seg_aug.experiment import ensure_reference_unet
-    from gan_seg_aug.experiment_args import build_parser
-    from gan_seg_aug.gan_quality import QualitySettings, report_name
-    from gan_seg_aug.gan_report import Reporter
-    from gan_seg_aug.gan_training import load_generator
+    from gan_seg_aug.cli.flags import build_parser
+    from gan_seg_aug.evaluation.gan_quality import QualitySettings, report_name
+    from gan_seg_aug.reporting.gan_report import Reporter
+    from gan_seg_aug.training.gan_trainer import load_generator
     from gan_seg_aug.layout import quality_dir
 
     cfg = read_json(gan_dir / "config.json")

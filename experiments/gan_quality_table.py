@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     import cv2
 
     from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_csv, atomic_write_text
-    from gan_seg_aug.gan_quality_table import quality_table, to_markdown
+    from gan_seg_aug.reporting.gan_quality_table import quality_table, to_markdown
 
     fold = Path(args.fold_dir)
     if not fold.is_dir():

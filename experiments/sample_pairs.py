@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_seg_aug.cli_args import positive_int  # noqa: E402
+from gan_seg_aug.cli.arg_types import positive_int  # noqa: E402
 
 from gan_seg_aug.config import SAMPLING_BN  # noqa: E402  (no TensorFlow: --help stays fast)
-from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
-from gan_seg_aug.sample_disk import FORMATS, check_request  # noqa: E402
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+from gan_seg_aug.export.sample_disk import FORMATS, check_request  # noqa: E402
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -57,10 +57,10 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from gan_seg_aug.tf_quiet import import_tensorflow
+    from gan_seg_aug.cli.tf_quiet import import_tensorflow
 
     import_tensorflow()
-    from gan_seg_aug.sample_disk import sample_to_disk
+    from gan_seg_aug.export.sample_disk import sample_to_disk
 
     try:
         manifest = sample_to_disk(args.gan_dir, args.n, args.out, seed=args.seed, fmt=args.format, batch=args.batch,

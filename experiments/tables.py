@@ -1,7 +1,7 @@
 """`python experiments/tables.py --table I|II|III|IV|all [--profile P] ...`: the paper's tables from runs.
 
 Every row is one (or, for Table II, three) independent run(s) of ``experiments/scr_lung.py`` /
-``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/run_catalogue.py``.  The
+``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/reporting/run_catalogue.py``.  The
 sweep has two stages: first one GAN per fold (``experiments/train_gan.py``, idempotent), then the
 U-Nets -- so runs of one fold never train the fold's GAN twice at once.  ``--jobs N`` runs N
 processes at a time; a U-Net that needs a GAN starts as soon as that GAN is finished.  Each run
@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a plain checkout too
 
-from gan_seg_aug import run_catalogue as R  # noqa: E402
-from gan_seg_aug import tables as T  # noqa: E402
-from gan_seg_aug.experiment_args import add_gan_args  # noqa: E402
+from gan_seg_aug.reporting import run_catalogue as R  # noqa: E402
+from gan_seg_aug.reporting import table_builder as T  # noqa: E402
+from gan_seg_aug.cli.flags import add_gan_args  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import gan_dir_name  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
-from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
 SCRIPTS = {"scr_lung": EXPERIMENTS / "scr_lung.py", "cityscapes": EXPERIMENTS / "cityscapes.py",

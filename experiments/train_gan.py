@@ -18,12 +18,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_seg_aug.cli_args import positive_int  # noqa: E402
+from gan_seg_aug.cli.arg_types import positive_int  # noqa: E402
 
 from gan_seg_aug import config as C  # noqa: E402
-from gan_seg_aug.experiment_args import add_execution_args, strategy_from_args  # noqa: E402
+from gan_seg_aug.cli.flags import add_execution_args, strategy_from_args  # noqa: E402
 from gan_seg_aug.layout import default_runs_dir  # noqa: E402
-from gan_seg_aug.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 log = logging.getLogger("gan_seg_aug.experiments.train_gan")  # __name__ is __main__ when run
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
     from gan_seg_aug.experiment import choose_profile, ensure_reference_unet, final_quality_report, strategy_is_local
-    from gan_seg_aug.gan_training import train_gan
+    from gan_seg_aug.training.gan_trainer import train_gan
     from gan_seg_aug.layout import gan_dir
 
     profile = choose_profile(args.profile)
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     context = {"data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None, "fold": args.fold}
     reporter = None
     if args.quality and strategy_is_local(strategy):
-        from gan_seg_aug.gan_report import Reporter
+        from gan_seg_aug.reporting.gan_report import Reporter
 
         unet_args = scr_args(args, profile) if args.task == "scr_lung" else city_args(args, profile)
         reference = ensure_reference_unet(args.task, unet_args, out.parent)
@@ -95,13 +95,13 @@ def main(argv=None) -> int:
 
 def scr_args(args, profile):
     """The reference U-Net's settings, through the experiment command's own parser (its defaults)."""
-    from gan_seg_aug.experiment_args import build_parser
+    from gan_seg_aug.cli.flags import build_parser
 
     return build_parser("scr_lung").parse_args(_common(args, profile) + ["--fold", str(args.fold)])
 
 
 def city_args(args, profile):
-    from gan_seg_aug.experiment_args import build_parser
+    from gan_seg_aug.cli.flags import build_parser
 
     return build_parser("cityscapes").parse_args(_common(args, profile))
 

@@ -18,12 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import config as C
-from .artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
+from gan_seg_aug import config as C
+from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 
-from .layout import REPO_ROOT, fold_dir  # noqa: F401  (re-exported for the commands)
-from .experiment_args import aug_from_args, build_parser, strategy_from_args  # noqa: F401  (the commands' flags)
-from .log_setup import configure, verbosity
+from gan_seg_aug.layout import REPO_ROOT, fold_dir  # noqa: F401  (re-exported for the commands)
+from gan_seg_aug.cli.flags import aug_from_args, build_parser, strategy_from_args  # noqa: F401  (the commands' flags)
+from gan_seg_aug.cli.log_setup import configure, verbosity
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def choose_profile(requested: str | None) -> str:
 
 def run_name(cfg: C.UNetConfig, aug, task: str) -> str:
     """``8-8-NoAug`` / ``16-0-Aug`` for the paper's settings, a spelled-out name for any other."""
-    from .augment import AUG_PRESETS
+    from gan_seg_aug.augment.ops import AUG_PRESETS
 
     if aug is None or aug == AUG_PRESETS[task]:
         return cfg.network_id
@@ -73,10 +73,10 @@ def one_line(summary: dict, run_dir) -> str:
 
 
 def run(task: str, args, strategy=None) -> dict:
-    from . import distribute
-    from .artifacts import git_commit
-    from .data.loaders import load_task, task_split
-    from .data.splits import fold_of
+    from gan_seg_aug.training import distribute
+    from gan_seg_aug.artifacts import git_commit
+    from gan_seg_aug.data.loaders import load_task, task_split
+    from gan_seg_aug.data.splits import fold_of
 
     commit_at_start = git_commit()  # the code that trained; the summary is written much later
     profile = choose_profile(args.profile)
@@ -115,7 +115,7 @@ def run(task: str, args, strategy=None) -> dict:
     if n_gen > 0:
         sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, strategy)
 
-    from .train import train_unet
+    from gan_seg_aug.training.unet_trainer import train_unet
 
     t0 = time.time()
     train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, strategy=strategy)
@@ -139,9 +139,9 @@ def run(task: str, args, strategy=None) -> dict:
 
 
 def _generator_for(task, profile, args, data, fold, fdir, cfg, strategy=None):
-    from .gan_training import load_generator, train_gan
-    from .layout import gan_dir_name
-    from .pipeline import GeneratorSampler
+    from gan_seg_aug.training.gan_trainer import load_generator, train_gan
+    from gan_seg_aug.layout import gan_dir_name
+    from gan_seg_aug.training.minibatches import GeneratorSampler
 
     if args.gan_checkpoint:
         gan_dir = Path(args.gan_checkpoint)
@@ -157,7 +157,7 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, strategy=None):
                    "fold": getattr(args, "fold", 1)}
         reporter = None
         if getattr(args, "quality", False) and strategy_is_local(strategy):
-            from .gan_report import Reporter
+            from gan_seg_aug.reporting.gan_report import Reporter
 
             reference = ensure_reference_unet(task, args, fdir)
             reporter = Reporter(gan_dir, {**C.to_dict(gcfg), "dataset": data.source}, data, fold,
@@ -181,7 +181,7 @@ def _generator_for(task, profile, args, data, fold, fdir, cfg, strategy=None):
 
 def strategy_is_local(strategy) -> bool:
     """The quality report runs where the chief writes; skipped on other workers."""
-    from . import distribute
+    from gan_seg_aug.training import distribute
 
     return strategy is None or distribute.is_chief(strategy)
 
@@ -189,7 +189,7 @@ def strategy_is_local(strategy) -> bool:
 def ensure_reference_unet(task: str, args, fdir: Path) -> Path:
     """The fold's real-pairs-only U-Net (``16-0-NoAug`` / ``8-0-NoAug``), trained now if missing: the
     quality report's reference network (gan_quality.py)."""
-    from .gan_quality import reference_run_name
+    from gan_seg_aug.evaluation.gan_quality import reference_run_name
 
     out = fdir / reference_run_name(task)
     if not (out / "summary.json").exists():
@@ -203,9 +203,9 @@ def ensure_reference_unet(task: str, args, fdir: Path) -> Path:
 
 def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
     """The full report of a finished GAN (once; reused when it exists)."""
-    from .gan_quality import QualitySettings
-    from .gan_report import read_report
-    from .gan_training import load_generator
+    from gan_seg_aug.evaluation.gan_quality import QualitySettings
+    from gan_seg_aug.reporting.gan_report import read_report
+    from gan_seg_aug.training.gan_trainer import load_generator
 
     rep = read_report(gan_dir, sampling_bn)
     if rep is None:
@@ -220,9 +220,9 @@ def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, 
                             gan_dir):
     import dataclasses
 
-    from . import evaluate as E
-    from .gan_report import report_columns
-    from .models import build_unet
+    from gan_seg_aug.evaluation import segmentation as E
+    from gan_seg_aug.reporting.gan_report import report_columns
+    from gan_seg_aug.nets.networks import build_unet
 
     model = build_unet(task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
     model.load_weights(str(run_dir / "best.weights.h5"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_seg_aug import compare as C
+from gan_seg_aug.reporting import paper_comparison as C
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "results" / "paper"

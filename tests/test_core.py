@@ -8,7 +8,7 @@ from gan_seg_aug import config as C
 from gan_seg_aug.artifacts import atomic_write_json, provenance, read_json
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.data.splits import fold_of, load_or_make_split, make_split
-from gan_seg_aug.encoding import decode_mask, decode_mask_tf, encode_mask
+from gan_seg_aug.data.mask_encoding import decode_mask, decode_mask_tf, encode_mask
 
 
 def test_paper_defaults_are_the_thesis_values():

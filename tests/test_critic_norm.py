@@ -6,8 +6,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from gan_seg_aug.gan import WGANGP, critic_scores, generator_scores, make_optimizer  # noqa: E402
-from gan_seg_aug.models import RowStatsBatchNorm, build_critic, build_generator  # noqa: E402
+from gan_seg_aug.training.wgan_gp import WGANGP, critic_scores, generator_scores, make_optimizer  # noqa: E402
+from gan_seg_aug.nets.networks import RowStatsBatchNorm, build_critic, build_generator  # noqa: E402
 
 REAL = np.array([1.0, 3.0], np.float32).reshape(2, 1, 1, 1)
 FAKE = np.array([0.0, 10.0], np.float32).reshape(2, 1, 1, 1)

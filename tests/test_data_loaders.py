@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_seg_aug.data import cache, scr
+from gan_seg_aug.data import cache
+from gan_seg_aug.data import scr
 from gan_seg_aug.data.__main__ import main
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.data.describe import summarise

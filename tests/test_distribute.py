@@ -33,8 +33,8 @@ def _flat(models, trainable=True):
 def _unet_run(strategy):
     import keras
 
-    from gan_seg_aug.models import build_unet
-    from gan_seg_aug.train import make_train_step
+    from gan_seg_aug.nets.networks import build_unet
+    from gan_seg_aug.training.unet_trainer import make_train_step
 
     with strategy.scope():
         keras.utils.set_random_seed(0)
@@ -54,9 +54,9 @@ def _gan_run(strategy, sync: bool):
     import keras
     import tensorflow as tf
 
-    from gan_seg_aug import distribute
-    from gan_seg_aug.gan import WGANGP
-    from gan_seg_aug.models import build_critic, build_generator
+    from gan_seg_aug.training import distribute
+    from gan_seg_aug.training.wgan_gp import WGANGP
+    from gan_seg_aug.nets.networks import build_critic, build_generator
 
     with strategy.scope():
         keras.utils.set_random_seed(0)
@@ -87,8 +87,8 @@ def _refusals(strategy) -> list:
     import keras
     import tensorflow as tf
 
-    from gan_seg_aug.gan import WGANGP
-    from gan_seg_aug.train import make_train_step
+    from gan_seg_aug.training.wgan_gp import WGANGP
+    from gan_seg_aug.training.unet_trainer import make_train_step
 
     with strategy.scope():
         model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 1)])
@@ -108,7 +108,7 @@ def _refusals(strategy) -> list:
 def worker(mode: str) -> dict:
     """Runs in a fresh process.  The strategy comes first: logical devices and
     MultiWorkerMirroredStrategy must be set up before any other TensorFlow operation."""
-    from gan_seg_aug import distribute
+    from gan_seg_aug.training import distribute
 
     strategy = distribute.make_strategy(mode, logical_cpus=2 if mode == "mirrored" else 0)
     import tensorflow as tf
@@ -186,7 +186,7 @@ def test_multiworker_two_processes_match_one_device():
 def test_bad_arguments_are_refused_with_the_flag_named(monkeypatch):
     import tensorflow as tf
 
-    from gan_seg_aug import distribute
+    from gan_seg_aug.training import distribute
 
     with pytest.raises(ValueError, match="--strategy"):
         distribute.make_strategy("horovod")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gan_seg_aug.early_stopping import EarlyStopping
+from gan_seg_aug.training.early_stopping import EarlyStopping
 
 
 def simulate(loss_at, *, min_iterations, patience, val_every, limit=100_000):

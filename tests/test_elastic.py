@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from gan_seg_aug import elastic as E
+from gan_seg_aug.augment import elastic as E
 
 
 def smooth_pair(h, w, channels=1, n_classes=2, seed=0):

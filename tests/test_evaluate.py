@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from gan_seg_aug import evaluate as E
-from gan_seg_aug import metrics as M
+from gan_seg_aug.evaluation import segmentation as E
+from gan_seg_aug.evaluation import metrics as M
 from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 from gan_seg_aug.data.base import TaskData
-from gan_seg_aug.predict import predict_probabilities, upsample_labels, upsample_probabilities
+from gan_seg_aug.evaluation.predict import predict_probabilities, upsample_labels, upsample_probabilities
 
 
 def disc(shape, cy, cx, r, ry=None):

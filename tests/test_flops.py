@@ -1,12 +1,12 @@
-"""Analytic FLOP counts (gan_seg_aug/flops.py): hand counts, TF's own graph profiler, thesis Table 4.2."""
+"""Analytic FLOP counts (benchmarks/flops.py): hand counts, TF's own graph profiler, thesis Table 4.2."""
 import doctest
 
 import keras
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug import flops
-from gan_seg_aug.models import build_critic, build_generator, build_unet
+from benchmarks import flops
+from gan_seg_aug.nets.networks import build_critic, build_generator, build_unet
 
 
 def _toy():
@@ -115,7 +115,7 @@ def test_refusals():
 def test_measured_peak_and_timing_helpers():
     import numpy as np
 
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     peak = hardware.measure_peak(quick=True, repeats=1)
     for key in ("matmul_float32_gflops", "conv_float32_gflops", "matmul_bfloat16_gflops", "conv_bfloat16_gflops"):
@@ -143,7 +143,7 @@ def test_measured_peak_and_timing_helpers():
 
 
 def test_onednn_flag(monkeypatch):
-    from gan_seg_aug import hardware
+    from benchmarks import hardware
 
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     assert hardware.onednn_enabled() is False

@@ -5,7 +5,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from gan_seg_aug.gan import WGANGP, draw_noise, gradient_penalty, make_optimizer  # noqa: E402
+from gan_seg_aug.training.wgan_gp import WGANGP, draw_noise, gradient_penalty, make_optimizer  # noqa: E402
 
 B, H, W, C = 4, 8, 8, 2  # tiny pairs: one image channel + one mask channel
 
@@ -163,7 +163,7 @@ def test_keras_fit_drives_the_same_train_step():
 
 
 def test_mixed_bfloat16_keeps_losses_and_penalty_in_float32():
-    from gan_seg_aug.precision import set_precision
+    from gan_seg_aug.training.precision import set_precision
 
     with set_precision("mixed_bfloat16"):
         g, d = tiny_generator(), tiny_critic()

@@ -11,9 +11,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
-from gan_seg_aug.encoding import encode_mask  # noqa: E402
-from gan_seg_aug.gan_quality import QualitySettings, generate_pairs, headline, quality_report  # noqa: E402
-from gan_seg_aug.models import build_unet  # noqa: E402
+from gan_seg_aug.data.mask_encoding import encode_mask  # noqa: E402
+from gan_seg_aug.evaluation.gan_quality import QualitySettings, generate_pairs, headline, quality_report  # noqa: E402
+from gan_seg_aug.nets.networks import build_unet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 S = 32
@@ -98,7 +98,7 @@ def test_cheap_subset_and_no_reference(setting):
 
 
 def test_sampling_bn_batch_uses_batch_statistics_and_leaves_moving_averages_alone():
-    from gan_seg_aug.models import build_generator
+    from gan_seg_aug.nets.networks import build_generator
 
     keras.utils.set_random_seed(0)
     g = build_generator("scr_lung", height=32, width=32, width_div=32, latent_dim=8)
@@ -118,7 +118,7 @@ def test_sampling_bn_batch_uses_batch_statistics_and_leaves_moving_averages_alon
 
 
 def test_sampler_option_reaches_the_generator():
-    from gan_seg_aug.pipeline import GeneratorSampler
+    from gan_seg_aug.training.minibatches import GeneratorSampler
 
     calls = []
 

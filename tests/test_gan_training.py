@@ -15,7 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from gan_seg_aug.config import gan_config  # noqa: E402
 from gan_seg_aug.data.base import TaskData  # noqa: E402
-from gan_seg_aug.gan_training import (  # noqa: E402
+from gan_seg_aug.training.gan_trainer import (  # noqa: E402
     build_networks, load_generator, read_gan_config, real_minibatch_indices, train_gan)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,7 +228,7 @@ def test_cli_smoke_run(tmp_path, capsys):
 
 
 def test_sample_grid_puts_image_and_mask_side_by_side():
-    from gan_seg_aug.gan_monitor import sample_grid
+    from gan_seg_aug.training.gan_monitor import sample_grid
 
     def fake_generator(z, training):  # Cityscapes-like pairs: RGB = (1, -1, -1) (red), mask = +1
         assert training is False  # the grid shows what the U-Net's sampler will draw

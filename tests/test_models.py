@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from gan_seg_aug import layer_table
+from gan_seg_aug.nets import layer_table
 from gan_seg_aug.config import PROFILE_TABLE, task_spec
-from gan_seg_aug.models import build_critic, build_generator, build_unet
+from gan_seg_aug.nets.networks import build_critic, build_generator, build_unet
 
 # --- Thesis tables, transcribed as printed: (column, kernels, kernel size, stride, output W x H x C).
 # The thesis writes W x H x C; `_hwc` turns that into Keras' H x W x C.

@@ -84,7 +84,9 @@ def test_viz_figures_render(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from gan_seg_aug import result_figures, sample_figures, viz
+    from gan_seg_aug.reporting import result_figures
+    from gan_seg_aug.reporting import sample_figures
+    from gan_seg_aug.reporting import viz
     from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 
     g = FakeGenerator()
@@ -111,7 +113,7 @@ def test_viz_figures_render(tmp_path):
 def test_best_worst_figure_needs_finished_runs(tmp_path):
     import pandas as pd
 
-    from gan_seg_aug import result_figures
+    from gan_seg_aug.reporting import result_figures
 
     table = tmp_path / "table_II.csv"
     pd.DataFrame({"row_id": ["8-8-NoAug"], "status": ["missing"], "run_dir": [None]}).to_csv(table, index=False)

@@ -1,9 +1,9 @@
-"""Run-level paired statistics (gan_seg_aug.paired_stats) on constructed data with known answers."""
+"""Run-level paired statistics (gan_seg_aug.evaluation.paired_stats) on constructed data with known answers."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from gan_seg_aug.paired_stats import (VERDICTS, compare_configs, miou_difference, paired_difference,
+from gan_seg_aug.evaluation.paired_stats import (VERDICTS, compare_configs, miou_difference, paired_difference,
                                       to_markdown, verdict)
 
 N_BOOT = 400

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug.augment import AUG_PRESETS
-from gan_seg_aug.encoding import encode_mask
-from gan_seg_aug.pipeline import GeneratorSampler, make_train_dataset
+from gan_seg_aug.augment.ops import AUG_PRESETS
+from gan_seg_aug.data.mask_encoding import encode_mask
+from gan_seg_aug.training.minibatches import GeneratorSampler, make_train_dataset
 
 H, W = 32, 32
 GEN_VALUE = 0.75  # every generated image is this constant: recognisable in a batch
@@ -160,7 +160,7 @@ def test_generated_rows_follow_the_dataset_seed_so_a_resumed_run_draws_new_pairs
 
 
 def test_sampler_with_a_keras_generator():
-    from gan_seg_aug.models import build_generator
+    from gan_seg_aug.nets.networks import build_generator
 
     gen = build_generator("scr_lung", height=32, width=32, width_div=32)
     sampler = GeneratorSampler(gen, 128, 2, seed=0, chunk=4)

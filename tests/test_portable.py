@@ -22,7 +22,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 @pytest.fixture(scope="module")
 def gan_run(tmp_path_factory):
     """A tiny 'finished' GAN run directory, no training: random weights with moved BN averages."""
-    from gan_seg_aug.models import build_generator
+    from gan_seg_aug.nets.networks import build_generator
 
     d = tmp_path_factory.mktemp("gan_run")
     cfg = gan_config("scr_lung", "smoke", latent_dim=8, height=32, width=32, gan_width_div=32)
@@ -35,8 +35,8 @@ def gan_run(tmp_path_factory):
 
 
 def test_export_loads_without_package(gan_run, tmp_path):
-    from gan_seg_aug.gan_training import load_generator
-    from gan_seg_aug.portable import export_generator
+    from gan_seg_aug.training.gan_trainer import load_generator
+    from gan_seg_aug.export.portable import export_generator
 
     path = export_generator(gan_run)
     assert path == gan_run / "generator.keras" and path.exists()
@@ -83,7 +83,7 @@ def _files(out: Path) -> dict:
 def test_sample_to_disk_png_deterministic(gan_run, tmp_path, caplog):
     import cv2
 
-    from gan_seg_aug.sample_disk import sample_to_disk
+    from gan_seg_aug.export.sample_disk import sample_to_disk
 
     caplog.set_level(logging.INFO, logger="gan_seg_aug")
     m = sample_to_disk(gan_run, 5, tmp_path / "a", seed=3, fmt="png", batch=2)
@@ -108,7 +108,7 @@ def test_sample_to_disk_png_deterministic(gan_run, tmp_path, caplog):
 
 
 def test_sample_to_disk_npz_matches_png_and_quality(gan_run, tmp_path):
-    from gan_seg_aug.sample_disk import noise, sample_to_disk
+    from gan_seg_aug.export.sample_disk import noise, sample_to_disk
 
     qdir = quality_dir(gan_run)
     report = qdir / "gan_quality_bn-moving.json"  # gan_quality.report_name("moving")
@@ -131,7 +131,7 @@ def test_sample_to_disk_npz_matches_png_and_quality(gan_run, tmp_path):
 
 
 def test_sampling_bn_batch(gan_run, tmp_path):
-    from gan_seg_aug.sample_disk import sample_to_disk
+    from gan_seg_aug.export.sample_disk import sample_to_disk
 
     sample_to_disk(gan_run, 3, tmp_path / "m", seed=0, fmt="npz", batch=4, sampling_bn="moving")
     sample_to_disk(gan_run, 3, tmp_path / "b", seed=0, fmt="npz", batch=4, sampling_bn="batch")

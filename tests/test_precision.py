@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug import precision
-from gan_seg_aug.gan import WGANGP, make_optimizer
-from gan_seg_aug.models import build_critic, build_generator, build_unet
-from gan_seg_aug.train import make_train_step
+from gan_seg_aug.training import precision
+from gan_seg_aug.training.wgan_gp import WGANGP, make_optimizer
+from gan_seg_aug.nets.networks import build_critic, build_generator, build_unet
+from gan_seg_aug.training.unet_trainer import make_train_step
 
 LOSS_RTOL, SGD_UPDATE_RTOL, ADAM_GAN_RTOL = 0.02, 0.05, 0.20
 

@@ -1,4 +1,4 @@
-"""gan_seg_aug.quality_metrics on constructed cases whose answers are known."""
+"""gan_seg_aug.evaluation.quality_metrics on constructed cases whose answers are known."""
 import subprocess
 import sys
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from gan_seg_aug import quality_metrics as Q
+from gan_seg_aug.evaluation import quality_metrics as Q
 
 
 def rng(seed=0):
@@ -15,7 +15,7 @@ def rng(seed=0):
 
 
 def test_module_does_not_import_tensorflow():
-    code = "import sys, gan_seg_aug.quality_metrics; print('tensorflow' in sys.modules)"
+    code = "import sys, gan_seg_aug.evaluation.quality_metrics; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -41,7 +41,7 @@ def _update_rel_diff(run_a: Path, run_b: Path) -> float:
     """||w_b - w_a|| / ||w_a - w_0|| over the generators' trainable variables (w_0: the seeded initialisation)."""
     import keras
 
-    from gan_seg_aug.gan_training import build_networks, load_generator, read_gan_config
+    from gan_seg_aug.training.gan_trainer import build_networks, load_generator, read_gan_config
 
     cfg = read_gan_config(run_a)
     keras.utils.set_random_seed(cfg.seed)

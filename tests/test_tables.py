@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gan_seg_aug import run_catalogue as R
-from gan_seg_aug import tables as T
+from gan_seg_aug.reporting import run_catalogue as R
+from gan_seg_aug.reporting import table_builder as T
 from gan_seg_aug.config import GANConfig, UNetConfig
 from gan_seg_aug.experiment import fold_dir
 from gan_seg_aug.layout import gan_dir_name
@@ -98,7 +98,7 @@ def test_aug_flags_spell_only_the_nonzero_parts():
 
 def test_presets_and_run_names_agree_with_the_experiment_command():
     from gan_seg_aug import config as C
-    from gan_seg_aug.augment import AUG_PRESETS, AugParams
+    from gan_seg_aug.augment.ops import AUG_PRESETS, AugParams
     from gan_seg_aug.experiment import run_name
 
     for task, preset in R.PRESETS.items():

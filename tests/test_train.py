@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug import train as T
+from gan_seg_aug.training import unet_trainer as T
 from gan_seg_aug.config import unet_config
 from gan_seg_aug.data.base import TaskData
-from gan_seg_aug.models import build_unet
+from gan_seg_aug.nets.networks import build_unet
 
 SIZE = 16
 
@@ -217,9 +217,9 @@ def test_mixed_bfloat16_precision_trains_with_float32_loss_and_restores_the_poli
 
 
 def test_mixed_minibatches_with_a_generator_and_augmentation_train(tiny, tmp_path):
-    from gan_seg_aug.augment import AUG_PRESETS
-    from gan_seg_aug.models import build_generator
-    from gan_seg_aug.pipeline import GeneratorSampler
+    from gan_seg_aug.augment.ops import AUG_PRESETS
+    from gan_seg_aug.nets.networks import build_generator
+    from gan_seg_aug.training.minibatches import GeneratorSampler
 
     data, fold = tiny
     keras.utils.set_random_seed(0)

@@ -2,4 +2,4 @@
 
 ``load_task(task, data_dir=None, ...)`` is the entry point; it lives in ``loaders.py``.
 """
-from .base import TaskData  # noqa: F401
+from gan_seg_aug.data.base import TaskData  # noqa: F401

@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from ..log_setup import add_verbosity_args, configure, verbosity
-from .loaders import TASKS, DataError, load_task, task_split
+from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity
+from gan_seg_aug.data.loaders import TASKS, DataError, load_task, task_split
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     configure(verbosity(args), stream=sys.stderr if args.json else None)  # --json: stdout is the JSON alone
-    from ..artifacts import provenance
-    from .describe import contact_sheet, format_text, summarise, write_png
+    from gan_seg_aug.artifacts import provenance
+    from gan_seg_aug.data.describe import contact_sheet, format_text, summarise, write_png
 
     try:
         data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..artifacts import atomic_save_npz, git_commit
+from gan_seg_aug.artifacts import atomic_save_npz, git_commit
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import json
 import cv2
 import numpy as np
 
-from ..artifacts import atomic_write_bytes
-from ..config import task_spec
-from .base import TaskData
+from gan_seg_aug.artifacts import atomic_write_bytes
+from gan_seg_aug.config import task_spec
+from gan_seg_aug.data.base import TaskData
 
 # Overlay colours (RGB) for the 8 Cityscapes categories: each category's most common official colour.
 CATEGORY_RGB = ((0, 0, 0), (128, 64, 128), (70, 70, 70), (220, 220, 0), (107, 142, 35), (70, 130, 180),

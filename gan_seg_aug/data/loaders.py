@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .base import TaskData
-from .splits import load_or_make_split
+from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data.splits import load_or_make_split
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +84,18 @@ def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_di
     if not data_dir.is_dir():
         raise DataError(f"--data-dir {data_dir}: not a directory")
     if task == "scr_lung":
-        from . import scr
+        from gan_seg_aug.data import scr
 
         data = scr.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir)
     else:
-        from . import cityscapes
+        from gan_seg_aug.data import cityscapes
 
         data = cityscapes.load(data_dir, allow_partial=allow_partial, cache_dir=cache_dir)
     return data.limited(max_cases)
 
 
 def _synthetic(task: str, max_cases: int) -> TaskData:
-    from . import synthetic
+    from gan_seg_aug.data import synthetic
 
     make = synthetic.make_scr_lung if task == "scr_lung" else synthetic.make_cityscapes
     data = make(n_cases=max_cases) if max_cases else make()

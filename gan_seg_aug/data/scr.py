@@ -33,9 +33,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .base import TaskData
-from .cache import cached_arrays
-from .loaders import DataError, check_paper_count
+from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data.cache import cached_arrays
+from gan_seg_aug.data.loaders import DataError, check_paper_count
 
 log = logging.getLogger(__name__)
 

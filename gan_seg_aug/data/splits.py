@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import atomic_write_json, read_json
+from gan_seg_aug.artifacts import atomic_write_json, read_json
 
 SPLIT_SEED = 20180314  # any fixed number; the date the paper's code footnote was accessed
 SCR_N_FOLDS = 3

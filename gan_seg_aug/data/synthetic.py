@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import TaskData
-from .synthetic_city import cityscapes_case, cityscapes_case_id, cityscapes_group
-from .synthetic_scr import SPACING_MM, scr_lung_case, scr_lung_case_id
+from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data.synthetic_city import cityscapes_case, cityscapes_case_id, cityscapes_group
+from gan_seg_aug.data.synthetic_scr import SPACING_MM, scr_lung_case, scr_lung_case_id
 
 __all__ = ["make_scr_lung", "make_cityscapes", "scr_lung_case", "cityscapes_case", "scr_lung_case_id",
            "cityscapes_case_id", "cityscapes_group"]

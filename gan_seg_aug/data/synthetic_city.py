@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .synthetic_common import case_rng, int_points, pixel_noise, smooth_field, soften
+from gan_seg_aug.data.synthetic_common import case_rng, int_points, pixel_noise, smooth_field, soften
 
 HEIGHT, WIDTH = 128, 256
 STREAM = 2  # random stream of this dataset (the SCR one uses 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .synthetic_common import case_rng, chaikin, int_points, pixel_noise, smooth_field, soften
+from gan_seg_aug.data.synthetic_common import case_rng, chaikin, int_points, pixel_noise, smooth_field, soften
 
 SIZE = 256
 SPACING_MM = 2048 * 0.175 / SIZE  # 1.4 mm

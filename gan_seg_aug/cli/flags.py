@@ -1,0 +1,108 @@
+"""The experiment commands' flags: one owner for their spelling, defaults and help (``scr_lung.py``,
+``cityscapes.py``, ``train_gan.py``, ``tables.py``), and the translation of a few of them into settings."""
+from __future__ import annotations
+
+import argparse
+
+from gan_seg_aug import config as C
+from gan_seg_aug.layout import REPO_ROOT
+from gan_seg_aug.cli.log_setup import add_verbosity_args
+
+
+def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
+    mixes = ", ".join(C.VALID_MIXES[task])
+    p.add_argument("--mix", default=C.VALID_MIXES[task][1],
+                   help=f"R-G: real and generated pairs per minibatch (paper: {mixes}; default %(default)s)")
+    p.add_argument("--aug", action="store_true", help="standard augmentation with the paper's preset (bold rows)")
+    p.add_argument("--shift-std", type=float, default=None, help="intensity shift N(0, s) (implies augmentation)")
+    p.add_argument("--scale-std", type=float, default=None, help="intensity scaling N(1, s)")
+    p.add_argument("--translate-std", type=float, default=None, help="translation N(0, s px) at paper resolution")
+    p.add_argument("--elastic-std", type=float, default=None, help="B-spline control-point displacement N(0, s px)")
+    p.add_argument("--flip", action="store_true", help="horizontal flip with p = 0.5")
+    p.add_argument("--profile", choices=C.PROFILES, default=None,
+                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
+    p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
+    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
+    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="root of all run directories")
+    p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
+    p.add_argument("--gan-checkpoint", default=None,
+                   help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
+    add_gan_args(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+    add_execution_args(p, models=("gan", "unet"))
+
+
+def add_gan_args(p: argparse.ArgumentParser) -> None:
+    """The GAN settings every command shares (one owner for their spelling and defaults)."""
+    p.add_argument("--critic-norm", choices=C.CRITIC_NORMS, default=C.GANConfig.critic_norm,
+                   help="critic normalisation (docs/decisions.md §3): batch = BN with separate real / fake / "
+                        "interpolate calls; batch-joint / batch-realfake = BN on one joint call; layer = the "
+                        "authors' released code and the WGAN-GP reference; none (default %(default)s)")
+    p.add_argument("--sampling-bn", choices=C.SAMPLING_BN, default=C.UNetConfig.sampling_bn,
+                   help="generator batch norm when sampling pairs for the U-Net: moving averages or the "
+                        "statistics of the generated part of each minibatch (default %(default)s)")
+    p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True,
+                   help="GAN quality report (trains the fold's 16-0-NoAug reference U-Net first if missing; "
+                        "default on)")
+
+
+def add_execution_args(p: argparse.ArgumentParser, models=("gan", "unet")) -> None:
+    """How the steps run -- not what they compute (docs/scaling.md, docs/decisions.md §9)."""
+    p.add_argument("--strategy", choices=C.STRATEGIES, default="default",
+                   help="default: one device; mirrored: all GPUs of this machine; multiworker: the cluster in "
+                        "TF_CONFIG (--out / --runs-dir on a shared filesystem; the chief writes)")
+    p.add_argument("--logical-cpus", type=int, default=0, metavar="N",
+                   help="split the CPU into N logical devices (with --strategy mirrored: test multi-replica "
+                        "training without GPUs)")
+    for m in models:
+        flag = "--jit-compile" if len(models) == 1 else f"--jit-compile-{m}"
+        p.add_argument(flag, action="store_true", dest=f"jit_compile_{m}",
+                       help=f"XLA for the {'GAN iteration' if m == 'gan' else 'U-Net step'} (off by default: "
+                            f"slower on CPU, fails with bf16 there; see docs/decisions.md §9)")
+
+
+def strategy_from_args(args):
+    """The run's tf.distribute strategy; call it before any other TensorFlow work (MultiWorker's rule)."""
+    from gan_seg_aug.cli.tf_quiet import import_tensorflow
+
+    import_tensorflow()  # after argument parsing: --help and argument errors answer without TensorFlow
+    from gan_seg_aug.training.distribute import make_strategy
+
+    if args.logical_cpus < 0:
+        raise SystemExit(f"error: --logical-cpus must be >= 0, got {args.logical_cpus}")
+    try:
+        return make_strategy(args.strategy, logical_cpus=args.logical_cpus)
+    except (ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def aug_from_args(task: str, args):
+    """The paper preset for ``--aug``; explicit ``--*-std`` / ``--flip`` flags build any other setting."""
+    from gan_seg_aug.augment.ops import AUG_PRESETS, AugParams
+
+    custom = {k: getattr(args, k) for k in ("shift_std", "scale_std", "translate_std", "elastic_std")
+              if getattr(args, k) is not None}
+    if args.aug and (custom or args.flip):
+        raise SystemExit("error: --aug selects the paper's preset; do not combine it with --shift-std/--scale-std/"
+                         "--translate-std/--elastic-std/--flip (use those alone for a custom setting)")
+    if args.aug:
+        return AUG_PRESETS[task]
+    if custom or args.flip:
+        for k, v in custom.items():
+            if v < 0:
+                raise SystemExit(f"error: --{k.replace('_', '-')} must be >= 0, got {v}")
+        return AugParams(flip=bool(args.flip), **custom)
+    return None
+
+
+def build_parser(task: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"experiments/{task}.py",
+        description=f"Train (or reuse) the fold's GAN, train a U-Net on the --mix, evaluate on the test set ({task}).")
+    if task == "scr_lung":
+        p.add_argument("--fold", type=int, default=1, choices=(1, 2, 3), help="cross-validation fold (paper §V-A)")
+    add_common_args(p, task)
+    add_verbosity_args(p)
+    return p

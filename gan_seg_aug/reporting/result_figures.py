@@ -1,0 +1,181 @@
+"""Figures of finished U-Net runs (thesis §5.1.3 / §5.2.3), as functions the notebooks call.
+
+* :func:`category_iou_bars` -- "mIoU for every category [...] for the four best networks" (Fig. 5.9).
+* :func:`cases_figure` / :func:`best_worst_figure` -- test cases of a GAN-augmented and a
+  standard-augmented network side by side (Figs. 5.4 / 5.5 / 5.11; paper Figs. 3 / 5).
+
+Predictions for those figures come from a run's ``best.weights.h5`` (:func:`load_unet`,
+:func:`predict_case`) at the network's training resolution; the paper's metrics are computed at
+native resolution by ``gan_seg_aug.evaluation.segmentation`` -- the figures only illustrate.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gan_seg_aug.artifacts import read_json
+from gan_seg_aug.config import CITYSCAPES_CATEGORIES, get_profile, task_spec
+from gan_seg_aug.reporting.table_builder import resolve_run_dir
+from gan_seg_aug.reporting.viz import colourise, draw_image, figure, to_display
+
+
+def category_iou_bars(table_iv: pd.DataFrame, top: int = 4):
+    """Fig. 5.9: per-category IoU of the ``top`` networks by mIoU (rows with status ok)."""
+    cols = [f"iou_{c}" for c in CITYSCAPES_CATEGORIES]
+    ok = table_iv[table_iv["status"] == "ok"].dropna(subset=["miou8"]) if "status" in table_iv else table_iv
+    best = ok.sort_values("miou8", ascending=False).head(top)
+    if best.empty:
+        raise ValueError("no finished Table IV rows to plot: run experiments/tables.py --table IV first")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(CITYSCAPES_CATEGORIES))
+    width = 0.8 / len(best)
+    for k, row in enumerate(best.itertuples()):
+        vals = [getattr(row, c) if c in best.columns else np.nan for c in cols]
+        ax.bar(x + (k - (len(best) - 1) / 2) * width, vals, width, label=f"{row.network_id} ({row.miou8:.3f})")
+    ax.set_xticks(x, CITYSCAPES_CATEGORIES, fontsize=8)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("IoU")
+    ax.legend(fontsize=7, ncols=min(4, len(best)))
+    return fig
+
+
+@functools.lru_cache(maxsize=4)
+def _task_data(task: str, data_dir, max_cases: int, height: int, width: int):
+    from gan_seg_aug.data.loaders import load_task
+
+    data = load_task(task, data_dir, allow_partial=True, max_cases=max_cases)
+    return data.resized(height, width)
+
+
+def _run_config(run_dir: Path) -> dict:
+    rec = read_json(run_dir / "config.json")
+    cfg = rec.get("config", rec)
+    for key in ("task", "profile", "height", "width", "unet_width_div"):
+        if key not in cfg:
+            raise ValueError(f"{run_dir / 'config.json'}: not a U-Net run config (no {key!r})")
+    return {**cfg, "dataset": rec.get("dataset"), "data_dir": rec.get("data_dir")}
+
+
+def load_unet(run_dir):
+    """Rebuild a finished U-Net run's network from ``config.json`` and load ``best.weights.h5``."""
+    from gan_seg_aug.nets.networks import build_unet
+
+    run_dir = Path(run_dir)
+    weights = run_dir / "best.weights.h5"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights}: not found (is {run_dir} a finished U-Net run?)")
+    cfg = _run_config(run_dir)
+    model = build_unet(cfg["task"], height=cfg["height"], width=cfg["width"], width_div=cfg["unet_width_div"])
+    model.load_weights(str(weights))
+    return model, cfg
+
+
+def run_data(cfg: dict):
+    """The run's dataset at its training resolution.  Real data is found via ``data_dir`` in the
+    run's config, else ``$GAN_SEG_AUG_DATA_DIR_SCR`` / ``$GAN_SEG_AUG_DATA_DIR_CITYSCAPES``."""
+    task = cfg["task"]
+    data_dir = None
+    if cfg.get("dataset") == "real":
+        var = "GAN_SEG_AUG_DATA_DIR_" + ("SCR" if task == "scr_lung" else "CITYSCAPES")
+        data_dir = cfg.get("data_dir") or os.environ.get(var)
+        if not data_dir:
+            raise FileNotFoundError(f"this {task} run used real data: set ${var} to its data directory")
+    return _task_data(task, data_dir, get_profile(cfg["profile"]).max_cases, cfg["height"], cfg["width"])
+
+
+def predict_case(model, cfg: dict, case_id: str) -> dict:
+    """Image, ground truth and prediction (argmax; SCR: largest component, §4.2) of one case."""
+    from gan_seg_aug.evaluation.metrics import largest_component
+
+    data = run_data(cfg)
+    i = int(data.indices([case_id])[0])
+    logits = np.asarray(model(data.images[i:i + 1], training=False))[0]
+    pred = logits.argmax(-1).astype(np.uint8)
+    if cfg["task"] == "scr_lung":
+        pred = largest_component(pred).astype(np.uint8)
+    return {"image": data.images[i], "truth": data.labels[i], "pred": pred}
+
+
+def cases_figure(rows: list[dict], names: list[str], n_classes: int):
+    """Figs. 5.4 / 5.5 / 5.11: image, ground truth, each network's mask, then each network's errors
+    (red: predicted but wrong, blue: missed -- SCR; red: wrong category -- Cityscapes)."""
+    aspect = rows[0]["truth"].shape[0] / rows[0]["truth"].shape[1]
+    fig, axes = figure(len(rows), 2 + 2 * len(names), size=1.8, aspect=aspect)
+    for r, row in enumerate(rows):
+        draw_image(axes[r, 0], to_display(row["image"]), row.get("caption"))
+        axes[r, 1].imshow(colourise(row["truth"], n_classes), interpolation="nearest")
+        for k, name in enumerate(names):
+            pred, truth = row["preds"][name], row["truth"]
+            axes[r, 2 + k].imshow(colourise(pred, n_classes), interpolation="nearest")
+            err = np.zeros(truth.shape + (3,), np.uint8)
+            if n_classes == 2:
+                err[(pred > 0) & (truth == 0)] = (220, 30, 30)
+                err[(pred == 0) & (truth > 0)] = (30, 60, 220)
+            else:
+                err[pred != truth] = (220, 30, 30)
+            axes[r, 2 + len(names) + k].imshow(err, interpolation="nearest")
+            if r == 0:
+                axes[r, 2 + k].set_title(name, fontsize=8)
+                axes[r, 2 + len(names) + k].set_title(f"{name} errors", fontsize=8)
+        if r == 0:
+            axes[r, 1].set_title("ground truth", fontsize=8)
+    return fig
+
+
+def per_image_metrics(run_dirs) -> pd.DataFrame:
+    """Test metrics of one network over its folds, with the run directory of each case."""
+    frames = []
+    for d in run_dirs:
+        d = Path(d)
+        df = pd.read_csv(d / "metrics_per_image.csv")
+        frames.append(df.assign(run_dir=str(d)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def pick_cases(a: pd.DataFrame, b: pd.DataFrame, metric: str, n_best: int = 2, n_worst: int = 1) -> pd.DataFrame:
+    """Best and worst test cases by the mean of two networks' ``metric`` (higher is better).
+
+    >>> a = pd.DataFrame({"case_id": ["x", "y", "z"], "dice": [0.9, 0.5, 0.7]})
+    >>> pick_cases(a, a, "dice", 1, 1)["case_id"].tolist()
+    ['x', 'y']
+    """
+    m = a.merge(b, on="case_id", suffixes=("_a", "_b"))
+    m["score"] = (m[f"{metric}_a"] + m[f"{metric}_b"]) / 2
+    m = m.sort_values("score", ascending=False, kind="stable")
+    best, worst = m.head(n_best), m.tail(n_worst) if n_worst else m.iloc[:0]
+    return pd.concat([best.assign(kind="best"), worst.iloc[::-1].assign(kind="worst")]).drop_duplicates("case_id")
+
+
+def best_worst_figure(table_csv, net_a: str, net_b: str, metric: str, n_best: int = 2, n_worst: int = 1):
+    """Test cases of two networks of a results table (e.g. ``8-8-NoAug`` vs ``16-0-Aug``)."""
+    table = pd.read_csv(table_csv)
+    dirs = {}
+    for net in (net_a, net_b):
+        row = table[(table["row_id"] == net) & (table["status"].isin(["ok", "partial"]))]
+        if row.empty:
+            raise ValueError(f"{table_csv}: no finished run of {net}: run experiments/tables.py first")
+        dirs[net] = [resolve_run_dir(p) for p in str(row["run_dir"].iloc[0]).split(";")]
+    a, b = per_image_metrics(dirs[net_a]), per_image_metrics(dirs[net_b])
+    picked = pick_cases(a, b, metric, n_best, n_worst)
+    models = {}
+    rows = []
+    for case in picked.itertuples():
+        row = {"preds": {}, "caption": f"{case.kind}: {case.case_id}"}
+        for net, run_dir in ((net_a, case.run_dir_a), (net_b, case.run_dir_b)):
+            if run_dir not in models:
+                models[run_dir] = load_unet(run_dir)
+            model, cfg = models[run_dir]
+            out = predict_case(model, cfg, case.case_id)
+            row.update(image=out["image"], truth=out["truth"])
+            row["preds"][net] = out["pred"]
+        rows.append(row)
+    n_classes = task_spec(next(iter(models.values()))[1]["task"]).n_classes
+    return cases_figure(rows, [net_a, net_b], n_classes), picked

@@ -1,0 +1,131 @@
+"""``--precision float32|mixed_bfloat16`` for GAN and U-Net training (issue 7).
+
+The thesis trained in float32 on a Tesla K80 (§4.2 / chapter 5); bfloat16 is an implementation
+speed-up only and must not change the algorithm.  Under Keras' ``mixed_bfloat16`` policy the
+layers *compute* in bfloat16 while their *variables* (and hence the Adam moments, which Keras
+creates with the variables' dtype) stay float32.  What else stays float32, and why:
+
+* the networks' last layers (``models.py`` builds them with ``dtype="float32"``), so logits,
+  generated pairs and critic scores are float32;
+* the losses -- softmax cross-entropy (thesis Eq. 2.42) and the Wasserstein terms (Eq. 3.12) --
+  are computed on float32 tensors (:func:`float32`);
+* the gradient penalty's norm ``||grad D(x^)||`` and ``(norm - 1)^2`` (Eq. 3.12): the gradient
+  with respect to the float32 input ``x^`` arrives as float32 through the input cast; the
+  products inside the critic's backward pass are bfloat16 (that is where the speed-up is).
+
+bfloat16 has float32's exponent range, so no loss scaling is needed (unlike float16).
+
+Use::
+
+    with set_precision("mixed_bfloat16"):   # layers built here compute in bfloat16
+        g = build_generator("scr_lung")
+    # or, for a whole process: set_precision(cfg.precision)  (returns an undo handle)
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from gan_seg_aug.config import PRECISIONS  # ("float32", "mixed_bfloat16"): the configs validate against the same tuple
+
+
+def check_precision(name: str, flag: str = "--precision") -> str:
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown {flag} {name!r}: expected one of {', '.join(PRECISIONS)}")
+    return name
+
+
+class PolicyRestore:
+    """Undo handle returned by :func:`set_precision`: ``restore()`` it, or use it in ``with``."""
+
+    def __init__(self, previous: str):
+        self.previous = previous
+        self._done = False
+
+    def restore(self) -> None:
+        if not self._done:
+            keras.config.set_dtype_policy(self.previous)
+            self._done = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+        return False
+
+
+def set_precision(name: str) -> PolicyRestore:
+    """Set Keras' global dtype policy to ``name`` ("float32" | "mixed_bfloat16").
+
+    Affects layers built afterwards only (a layer keeps the policy it was built with).  Returns a
+    handle restoring the previous policy: ``with set_precision(p): ...`` or ``h = set_precision(p);
+    ...; h.restore()``.
+    """
+    check_precision(name)
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(name)
+    return PolicyRestore(previous)
+
+
+def current_precision() -> str:
+    return keras.config.dtype_policy().name
+
+
+def float32(x):
+    """``x`` as a float32 tensor (losses, scores and the gradient penalty are computed in float32)."""
+    return tf.cast(x, tf.float32)
+
+
+def float32_loss(fn):
+    """Wrap a loss function so its result is float32 and its tensor inputs are cast to float32 first.
+
+    >>> import numpy as np
+    >>> mse = float32_loss(lambda a, b: tf.reduce_mean(tf.square(a - b)))
+    >>> out = mse(tf.constant([1.0, 2.0], tf.bfloat16), np.array([1.0, 0.0], np.float32))
+    >>> out.dtype.name, float(out)
+    ('float32', 2.0)
+    """
+
+    def wrapped(*args, **kwargs):
+        cast = lambda v: float32(v) if _is_float_tensor(v) else v  # noqa: E731 -- labels stay integer
+        out = fn(*[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
+        return float32(out)
+
+    wrapped.__name__ = getattr(fn, "__name__", "loss")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def _is_float_tensor(v) -> bool:
+    dtype = getattr(v, "dtype", None)
+    if dtype is None:
+        return False
+    return tf.as_dtype(dtype).is_floating
+
+
+def precision_report(model) -> dict:
+    """What a built model actually computes in: ``{"compute": {dtype: n_layers}, "variables":
+    {dtype: n_variables}, "output": [dtype of each output]}`` -- for logs and for tests of the float32
+    guarantees."""
+    compute, variables = {}, {}
+    for layer in _all_layers(model):
+        if type(layer).__name__ != "InputLayer":
+            compute[layer.compute_dtype] = compute.get(layer.compute_dtype, 0) + 1
+    for v in model.variables:
+        variables[v.dtype] = variables.get(v.dtype, 0) + 1
+    outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
+    return {"compute": compute, "variables": variables, "output": [o.dtype for o in outputs]}
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def optimizer_state_dtypes(optimizer) -> set:
+    """Dtypes of the optimizer's floating-point state (moments); should be {"float32"}."""
+    return {v.dtype for v in optimizer.variables if "float" in str(v.dtype)}
