@@ -116,7 +116,8 @@ def bench_elastic(images, labels, rng, log):
 def bench_tf_preset(images, labels, log):
     import tensorflow as tf
 
-    from gan_seg_aug.augment.ops import AUG_PRESETS, augment
+    from gan_seg_aug.augment.ops import augment
+    from gan_seg_aug.augment.settings import AUG_PRESETS
 
     preset = AUG_PRESETS["scr_lung"]
     ds = (tf.data.Dataset.from_tensor_slices({"image": images, "mask": labels}).repeat().enumerate()
@@ -139,7 +140,7 @@ def stand_in_generator():
 
 
 def bench_pipeline(images, labels, generator, n_batches, log, what):
-    from gan_seg_aug.augment.ops import AUG_PRESETS
+    from gan_seg_aug.augment.settings import AUG_PRESETS
     from gan_seg_aug.training.minibatches import GeneratorSampler, make_train_dataset
 
     sampler = GeneratorSampler(generator, 128, 2, seed=0, chunk=16)

@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan_seg_aug.cli.arg_types import directory_or_new  # noqa: E402
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 log = logging.getLogger("gan_seg_aug.experiments.gan_quality")  # __name__ is __main__ when run
@@ -37,6 +38,9 @@ def parse_args(argv=None):
     p.add_argument("--fold", type=int, default=None, help="fold (default: the one the GAN recorded)")
     p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
     p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+    p.add_argument("--runs-dir", type=directory_or_new, default=None,
+                   help="root of the run directories, where the reference U-Net is looked for / trained "
+                        "(default: the root that holds --gan-dir)")
     p.add_argument("--train-reference", action=argparse.BooleanOptionalAction, default=True,
                    help="train the fold's reference U-Net if it is missing (default on)")
     p.add_argument("--force", action="store_true", help="recompute a report that exists")
@@ -60,8 +64,8 @@ def main(argv=None) -> int:
     from gan_seg_aug.artifacts import read_json
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
-    from gan_seg_aug.experiment import ensure_reference_unet
-    from gan_seg_aug.cli.flags import build_parser
+    from gan_seg_aug.experiment import RunSettings, ensure_reference_unet
+    from gan_seg_aug.layout import runs_root_of
     from gan_seg_aug.evaluation.gan_quality import QualitySettings, report_name
     from gan_seg_aug.reporting.gan_report import Reporter
     from gan_seg_aug.training.gan_trainer import load_generator
@@ -77,17 +81,14 @@ def main(argv=None) -> int:
 
     data = load_task(task, data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
                      max_cases=get_profile(profile).max_cases)
-    split, _ = task_split(data)
+    split, _ = task_split(data, scratch_dir=Path(args.runs_dir or runs_root_of(gan_dir)) / "splits")
     fold = fold_of(split, fold_no)
     reference = None
     if args.train_reference:
-        parents = gan_dir.resolve().parents  # <runs>/<task>/<profile>/<dataset>/fold<k>/<gan> (layout.fold_dir)
-        runs_root = parents[4] if len(parents) > 4 else gan_dir.parent
-        argv = ["--profile", profile, "--runs-dir", str(runs_root), "--precision", cfg.get("precision", "float32")]
-        argv += (["--data-dir", data_dir] if data_dir else []) + (["--allow-partial"] if args.allow_partial else [])
-        argv += (["--cache-dir", args.cache_dir] if args.cache_dir else [])
-        argv += ["--fold", str(fold_no)] if task == "scr_lung" else []
-        reference = ensure_reference_unet(task, build_parser(task).parse_args(argv), gan_dir.parent)
+        settings = RunSettings(task=task, fold=fold_no, profile=profile, precision=cfg.get("precision", "float32"),
+                               data_dir=data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
+                               runs_dir=args.runs_dir or str(runs_root_of(gan_dir)))
+        reference = ensure_reference_unet(settings, profile, gan_dir.parent)
     reporter = Reporter(gan_dir, cfg, data, fold, reference_dir=reference)
     generator = load_generator(gan_dir)
     iterations = read_json(gan_dir / "done.json")["iterations"]

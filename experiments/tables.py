@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from
 
 from gan_seg_aug.reporting import run_catalogue as R  # noqa: E402
 from gan_seg_aug.reporting import table_builder as T  # noqa: E402
-from gan_seg_aug.cli.flags import add_gan_args  # noqa: E402
+from gan_seg_aug.cli.flags import add_gan_args, aug_argv  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import gan_dir_name  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
@@ -138,7 +138,7 @@ def gan_job(task: str, fold: int, args) -> Job:
 def unet_job(spec: R.RunSpec, args, finished) -> Job:
     fdir = fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold)
     fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []  # cityscapes has one fold, no flag
-    argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *spec.aug_flags(),
+    argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *aug_argv(spec.aug, spec.task),
             "--profile", args.profile, *_data_flags(spec.task, args), "--runs-dir", str(args.runs_dir)]
     if spec.needs_gan:
         argv += ["--sampling-bn", args.sampling_bn]

@@ -6,26 +6,61 @@ and use it directly as an input to a U-Net style segmentation network."  Paper �
 and generated data, we exclusively use the specific GAN that was trained on the same real training
 data set".  So every fold has one GAN directory shared by all U-Net runs of that fold.
 
-Each stage is idempotent and resumable: a finished GAN (``done.json``) or U-Net (``summary.json``) is
-reused; an interrupted one continues from its checkpoints.  ``summary.json`` is written last and
-atomically, so its presence means the run is complete.
+The library takes a :class:`RunSettings`; the command line that builds one lives in
+:mod:`gan_seg_aug.cli.flags`.  Each stage is idempotent and resumable: a finished GAN (``done.json``)
+or U-Net (``summary.json``) is reused; an interrupted one continues from its checkpoints; a directory
+that holds a run with other settings is refused (:mod:`gan_seg_aug.training.run_guard`).
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import logging
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from gan_seg_aug import config as C
-from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
-
-from gan_seg_aug.layout import REPO_ROOT, fold_dir  # noqa: F401  (re-exported for the commands)
-from gan_seg_aug.cli.flags import aug_from_args, build_parser, strategy_from_args  # noqa: F401  (the commands' flags)
-from gan_seg_aug.cli.log_setup import configure, verbosity
+from gan_seg_aug import layout
+from gan_seg_aug.artifacts import atomic_write_json, read_json
+from gan_seg_aug.augment.settings import AugParams
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one experiment run depends on.  Defaults are the paper's (thesis §4.2, §5.1.2)."""
+
+    task: str
+    fold: int = 1
+    mix: str | None = None  # "R-G"; None = the task's paper default (8-8 / 4-4)
+    aug: AugParams | None = None  # at the paper's resolution; None = no standard augmentation
+    profile: str | None = None  # None = paper with a GPU, else cpu
+    seed: int = 0
+    precision: str = "float32"
+    critic_norm: str = C.GANConfig.critic_norm
+    sampling_bn: str = C.UNetConfig.sampling_bn
+    quality: bool = True  # GAN quality report (needs the fold's real-pairs-only reference U-Net)
+    data_dir: str | None = None  # None = the embedded synthetic dataset
+    allow_partial: bool = False
+    cache_dir: str | None = None
+    runs_dir: str = str(layout.default_runs_dir())
+    out: str | None = None  # this U-Net run's directory; None = derived from the settings
+    gan_checkpoint: str | None = None  # a finished GAN run to sample from instead of the fold's own
+    gan_iterations: int | None = None  # None = the profile's
+    jit_compile_unet: bool = False
+    jit_compile_gan: bool = False
+
+    def __post_init__(self):
+        C.task_spec(self.task)
+        if self.mix is None:
+            object.__setattr__(self, "mix", C.VALID_MIXES[self.task][1])
+        C.parse_mix(self.mix, self.task)
+
+    @property
+    def data_context(self) -> dict:
+        """Where the data came from, recorded with every GAN (the quality command reads it back)."""
+        return {"data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None, "fold": self.fold}
 
 
 def gpu_available() -> bool:
@@ -35,7 +70,7 @@ def gpu_available() -> bool:
 
 
 def choose_profile(requested: str | None) -> str:
-    """``paper`` when a GPU is visible, otherwise ``cpu`` -- and say why (issue 5, item 4)."""
+    """``paper`` when a GPU is visible, otherwise ``cpu`` -- and say why."""
     if requested:
         C.get_profile(requested)
         if requested == "paper" and not gpu_available():
@@ -49,133 +84,118 @@ def choose_profile(requested: str | None) -> str:
     return "cpu"
 
 
-def run_name(cfg: C.UNetConfig, aug, task: str) -> str:
-    """``8-8-NoAug`` / ``16-0-Aug`` for the paper's settings, a spelled-out name for any other."""
-    from gan_seg_aug.augment.ops import AUG_PRESETS
-
-    if aug is None or aug == AUG_PRESETS[task]:
-        return cfg.network_id
-    parts = [f"sh{aug.shift_std:g}", f"sc{aug.scale_std:g}", f"tr{aug.translate_std:g}", f"el{aug.elastic_std:g}",
-             f"flip{int(aug.flip)}"]
-    return f"{cfg.n_real}-{cfg.n_generated}-aug_" + "_".join(parts)
-
-
-def one_line(summary: dict, run_dir) -> str:
-    s, t = summary, summary["test"]
-    head = f"{s['task']} fold {s['fold']} {s['run_name']} [{s['profile']}, {s['dataset']}]"
-    if s["task"] == "scr_lung":
-        body = (f"test Dice {t['dice_mean']:.4f} ± {t['dice_std']:.4f}, HD {t['hausdorff_mm_mean']:.2f} ± "
-                f"{t['hausdorff_mm_std']:.2f} mm (n={t['n']}); val Dice {s['val']['dice_mean']:.4f}")
-    else:
-        body = (f"test mIoU {t['miou8']:.4f} (no human/object {t['miou8_no_human_object']:.4f}, official 7-cat "
-                f"{t['miou7']:.4f}, n={t['n']}); val mIoU {s['val']['miou8']:.4f}")
-    return f"{head}: {body} -> {run_dir}"
-
-
-def run(task: str, args, strategy=None) -> dict:
-    from gan_seg_aug.training import distribute
-    from gan_seg_aug.artifacts import git_commit
+def load_fold(s: RunSettings, profile: str):
+    """(data, fold dict, split file) of the settings' task and fold."""
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
 
-    commit_at_start = git_commit()  # the code that trained; the summary is written much later
-    profile = choose_profile(args.profile)
-    prof = C.get_profile(profile)
-    n_real, n_gen = C.parse_mix(args.mix, task)
-    aug = aug_from_args(task, args)
-    fold_no = getattr(args, "fold", 1)
-    cfg = C.unet_config(task, profile, args.mix, augment=aug is not None, seed=args.seed, precision=args.precision,
-                        jit_compile=bool(getattr(args, "jit_compile_unet", False)),
-                        sampling_bn=getattr(args, "sampling_bn", C.UNetConfig.sampling_bn))
-    name = run_name(cfg, aug, task)  # named from the paper-resolution setting, before rescaling
-    if n_gen > 0:
-        name += f"_critic-{args.critic_norm}_bn-{cfg.sampling_bn}"
-    if args.seed:
-        name += f"_seed{args.seed}"
-    if aug is not None:
-        aug = aug.scaled(cfg.height / C.task_spec(task).height)  # pixel stds are given at paper resolution
+    data = load_task(s.task, s.data_dir, allow_partial=s.allow_partial, cache_dir=s.cache_dir,
+                     max_cases=C.get_profile(profile).max_cases)
+    split, split_path = task_split(data, scratch_dir=Path(s.runs_dir) / "splits")
+    return data, fold_of(split, s.fold), split_path
 
-    data = load_task(task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
-                     max_cases=prof.max_cases)
-    split, split_path = task_split(data)
-    fold = fold_of(split, fold_no)
-    fdir = fold_dir(args.runs_dir, task, profile, data.source, fold_no)
-    run_dir = Path(args.out) if args.out else fdir / name
-    summary_path = run_dir / "summary.json"
+
+def run(s: RunSettings, strategy=None) -> dict:
+    """Train (or reuse) the fold's GAN, train the U-Net on the mix, evaluate; returns the summary."""
+    from gan_seg_aug.artifacts import git_commit
+    from gan_seg_aug.evaluation.run_summary import evaluate_and_summarise, one_line
+    from gan_seg_aug.training import distribute
+    from gan_seg_aug.training.run_guard import refuse_other_run
+    from gan_seg_aug.training.unet_trainer import train_unet
+
+    commit_at_start = git_commit()  # the code that trained; the summary is written much later
+    profile = choose_profile(s.profile)
+    n_real, n_gen = C.parse_mix(s.mix, s.task)
+    cfg = C.unet_config(s.task, profile, s.mix, augment=s.aug is not None, seed=s.seed, precision=s.precision,
+                        jit_compile=s.jit_compile_unet, sampling_bn=s.sampling_bn)
+    # named from the paper-resolution setting, before rescaling
+    name = layout.unet_run_name(s.task, n_real, n_gen, s.aug, critic_norm=s.critic_norm,
+                                sampling_bn=cfg.sampling_bn, seed=s.seed)
+    aug = s.aug.scaled(cfg.height / C.task_spec(s.task).height) if s.aug is not None else None
+
+    data, fold, split_path = load_fold(s, profile)
+    fdir = layout.fold_dir(s.runs_dir, s.task, profile, data.source, s.fold)
+    run_dir = Path(s.out) if s.out else fdir / name
+    summary_path = run_dir / layout.UNET_DONE
     if summary_path.exists():
         summary = read_json(summary_path)
+        refuse_other_run(run_dir, summary, {"seed": s.seed, "n_real": n_real, "n_generated": n_gen,
+                                            "augment": s.aug is not None}, what="U-Net")
         log.info("already finished (delete the directory to run again): " + one_line(summary, run_dir))
         return summary
 
-    log.info(f"{task} fold {fold_no} {name}: profile {profile} ({cfg.height}x{cfg.width}, U-Net width/"
+    log.info(f"{s.task} fold {s.fold} {name}: profile {profile} ({cfg.height}x{cfg.width}, U-Net width/"
              f"{cfg.unet_width_div}), dataset {data.source} ({len(data)} cases; split {split_path.name}: "
              f"{len(fold['train'])} train / {len(fold['val'])} val / {len(fold['test'])} test)")
 
     sampler, gan_iterations, gan_dir = None, 0, None
     if n_gen > 0:
-        sampler, gan_iterations, gan_dir = _generator_for(task, profile, args, data, fold, fdir, cfg, strategy)
-
-    from gan_seg_aug.training.unet_trainer import train_unet
+        sampler, gan_iterations, gan_dir = _generator_for(s, profile, data, fold, fdir, cfg, strategy)
 
     t0 = time.time()
     train_summary = train_unet(cfg, data, fold, run_dir, sampler=sampler, aug=aug, strategy=strategy)
     if strategy is not None and not distribute.is_chief(strategy):
         log.info("worker done: the chief evaluates and writes the summary")
         return train_summary
-    summary = _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary,
-                                      gan_iterations, gan_dir)
+    summary = evaluate_and_summarise(cfg, data, fold, run_dir, aug, name, s.fold, train_summary,
+                                     gan_iterations, gan_dir)
     if summary["git_commit"] != commit_at_start:
         summary["git_commit_at_finish"] = summary["git_commit"]
         summary["git_commit"] = commit_at_start
-    summary["data_dir"] = str(Path(args.data_dir).resolve()) if args.data_dir else None
-    summary["allow_partial"] = bool(args.allow_partial)
+    summary["data_dir"] = s.data_context["data_dir"]
+    summary["allow_partial"] = bool(s.allow_partial)
     summary["split_file"] = split_path.name
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
-    summary["execution"] = {**distribute.describe(strategy),
-                            "jit_compile_unet": cfg.jit_compile}
+    summary["execution"] = {**distribute.describe(strategy), "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)
     log.info(one_line(summary, run_dir))
     return summary
 
 
-def _generator_for(task, profile, args, data, fold, fdir, cfg, strategy=None):
-    from gan_seg_aug.training.gan_trainer import load_generator, train_gan
-    from gan_seg_aug.layout import gan_dir_name
+def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume: bool = True,
+                   strategy=None) -> Path:
+    """Train (or reuse, or resume) the fold's GAN of these settings, with its quality report."""
+    from gan_seg_aug.training.gan_trainer import train_gan
+
+    overrides = {"iterations": s.gan_iterations} if s.gan_iterations else {}
+    gcfg = C.gan_config(s.task, profile, seed=s.seed, precision=s.precision, critic_norm=s.critic_norm,
+                        jit_compile=s.jit_compile_gan, **overrides)
+    out = Path(out) if out else layout.gan_dir(s.runs_dir, s.task, profile, data.source, s.fold, gcfg.critic_norm,
+                                               gcfg.seed, gcfg.precision)
+    reporter = None
+    if s.quality and strategy_is_local(strategy):
+        from gan_seg_aug.reporting.gan_report import Reporter
+
+        reference = ensure_reference_unet(s, profile, out.parent)
+        reporter = Reporter(out, {**C.to_dict(gcfg), "dataset": data.source}, data, fold, reference_dir=reference)
+    train_gan(gcfg, data, fold["train"], out, resume=resume, strategy=strategy, reporter=reporter,
+              context=s.data_context)
+    if reporter is not None:
+        final_quality_report(reporter, out, s.sampling_bn)
+    return out
+
+
+def _generator_for(s: RunSettings, profile, data, fold, fdir, cfg, strategy=None):
+    from gan_seg_aug.training.gan_trainer import load_generator
     from gan_seg_aug.training.minibatches import GeneratorSampler
 
-    if args.gan_checkpoint:
-        gan_dir = Path(args.gan_checkpoint)
-        if not (gan_dir / "done.json").exists():
-            raise SystemExit(f"error: --gan-checkpoint {gan_dir}: not a finished GAN run (no done.json); "
+    if s.gan_checkpoint:
+        gan_dir = Path(s.gan_checkpoint)
+        if not layout.is_finished_gan(gan_dir):
+            raise ValueError(f"--gan-checkpoint {gan_dir}: not a finished GAN run (no {layout.GAN_DONE}); "
                              f"train it with experiments/train_gan.py or omit the flag")
     else:
-        norm = getattr(args, "critic_norm", C.GANConfig.critic_norm)
-        gcfg = C.gan_config(task, profile, seed=args.seed, precision=args.precision, critic_norm=norm,
-                            jit_compile=bool(getattr(args, "jit_compile_gan", False)))
-        gan_dir = fdir / gan_dir_name(norm, args.seed, args.precision)  # one GAN per fold and GAN setting
-        context = {"data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
-                   "fold": getattr(args, "fold", 1)}
-        reporter = None
-        if getattr(args, "quality", False) and strategy_is_local(strategy):
-            from gan_seg_aug.reporting.gan_report import Reporter
-
-            reference = ensure_reference_unet(task, args, fdir)
-            reporter = Reporter(gan_dir, {**C.to_dict(gcfg), "dataset": data.source}, data, fold,
-                                reference_dir=reference)
-        train_gan(gcfg, data, fold["train"], gan_dir, resume=True, strategy=strategy, reporter=reporter,
-                  context=context)
-        if reporter is not None:
-            final_quality_report(reporter, gan_dir, cfg.sampling_bn)
+        gan_dir = train_fold_gan(s, profile, data, fold, strategy=strategy)  # one GAN per fold and setting
     gan_cfg = read_json(Path(gan_dir) / "config.json")
     gh, gw = gan_cfg.get("height"), gan_cfg.get("width")
     if (gh, gw) != (cfg.height, cfg.width):
-        raise SystemExit(f"error: --gan-checkpoint {gan_dir} generates {gh}x{gw} pairs but this U-Net trains at "
+        raise ValueError(f"--gan-checkpoint {gan_dir} generates {gh}x{gw} pairs but this U-Net trains at "
                          f"{cfg.height}x{cfg.width} (profile {profile}); use a GAN of the same profile")
     generator = load_generator(gan_dir)
     batch_stats = cfg.sampling_bn == "batch"
     # batch statistics over the generated part of each minibatch: one generator call per minibatch
-    sampler = GeneratorSampler(generator, gan_cfg.get("latent_dim", 128), C.task_spec(task).n_classes, seed=args.seed,
-                               training=batch_stats, chunk=cfg.n_generated if batch_stats else 32)
+    sampler = GeneratorSampler(generator, gan_cfg.get("latent_dim", 128), C.task_spec(s.task).n_classes,
+                               seed=s.seed, training=batch_stats, chunk=cfg.n_generated if batch_stats else 32)
     return sampler, int(gan_cfg.get("iterations", 0)), str(gan_dir)
 
 
@@ -186,19 +206,22 @@ def strategy_is_local(strategy) -> bool:
     return strategy is None or distribute.is_chief(strategy)
 
 
-def ensure_reference_unet(task: str, args, fdir: Path) -> Path:
-    """The fold's real-pairs-only U-Net (``16-0-NoAug`` / ``8-0-NoAug``), trained now if missing: the
-    quality report's reference network (gan_quality.py)."""
+def reference_settings(s: RunSettings, profile: str, fdir: Path) -> RunSettings:
+    """The fold's real-pairs-only U-Net (``16-0-NoAug`` / ``8-0-NoAug``, seed 0): the quality report's
+    reference network (evaluation/gan_quality.py)."""
     from gan_seg_aug.evaluation.gan_quality import reference_run_name
 
-    out = fdir / reference_run_name(task)
-    if not (out / "summary.json").exists():
-        log.info(f"training the reference U-Net {out} for the GAN quality report (real pairs only)")
-        ref = argparse.Namespace(**{**vars(args), "mix": f"{C.task_spec(task).unet_batch}-0", "aug": False,
-                                    "shift_std": None, "scale_std": None, "translate_std": None, "elastic_std": None,
-                                    "flip": False, "seed": 0, "out": str(out), "gan_checkpoint": None})
-        run(task, ref)
-    return out
+    return dataclasses.replace(s, profile=profile, mix=f"{C.task_spec(s.task).unet_batch}-0", aug=None, seed=0,
+                               out=str(fdir / reference_run_name(s.task)), gan_checkpoint=None)
+
+
+def ensure_reference_unet(s: RunSettings, profile: str, fdir: Path) -> Path:
+    """The reference U-Net's directory, trained now if missing."""
+    ref = reference_settings(s, profile, Path(fdir))
+    if not (Path(ref.out) / layout.UNET_DONE).exists():
+        log.info(f"training the reference U-Net {ref.out} for the GAN quality report (real pairs only)")
+        run(ref)
+    return Path(ref.out)
 
 
 def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
@@ -211,59 +234,6 @@ def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
     if rep is None:
         log.info(f"[quality] report on {gan_dir} (sampling BN {sampling_bn}) ...")
         rep = reporter.final(load_generator(gan_dir), QualitySettings(sampling_bn=sampling_bn),
-                             read_json(Path(gan_dir) / "done.json")["iterations"])
+                             read_json(Path(gan_dir) / layout.GAN_DONE)["iterations"])
     log.info("[quality] " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
     return rep
-
-
-def _evaluate_and_summarise(task, cfg, data, fold, run_dir, aug, name, fold_no, train_summary, gan_iterations,
-                            gan_dir):
-    import dataclasses
-
-    from gan_seg_aug.evaluation import segmentation as E
-    from gan_seg_aug.reporting.gan_report import report_columns
-    from gan_seg_aug.nets.networks import build_unet
-
-    model = build_unet(task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
-    model.load_weights(str(run_dir / "best.weights.h5"))
-    small = data.resized(cfg.height, cfg.width)
-    results = {}
-    for subset in ("val", "test"):
-        log.info(f"evaluating on the {subset} set ({len(fold[subset])} cases) at native resolution ...")
-        if task == "scr_lung":
-            df = E.evaluate_scr(model, small, fold[subset])
-            results[subset] = (E.summarise_scr(df), df)
-        else:
-            report, df = E.evaluate_cityscapes(model, small, fold[subset])
-            results[subset] = (report, df)
-    atomic_write_csv(run_dir / "metrics_per_image.csv", results["test"][1])
-    atomic_write_csv(run_dir / "metrics_val_per_image.csv", results["val"][1])
-    val, test = results["val"][0], results["test"][0]
-    val = {"loss": train_summary.get("best_val_loss"), **{k: v for k, v in val.items() if k != "n"}}
-    return {
-        "task": task, "fold": fold_no, "network_id": cfg.network_id, "run_name": name,
-        "n_real": cfg.n_real, "n_generated": cfg.n_generated, "augment": aug is not None,
-        "aug_params": dataclasses.asdict(aug) if aug is not None else None,
-        **provenance(profile=cfg.profile, dataset=data.source, seed=cfg.seed),
-        "gan_iterations": gan_iterations, "gan_dir": gan_dir,
-        "gan_critic_norm": read_json(Path(gan_dir) / "config.json").get("critic_norm") if gan_dir else None,
-        "sampling_bn": cfg.sampling_bn if gan_dir else None,
-        "gan_health": (read_json(Path(gan_dir) / "done.json").get("health") or {}).get("status") if gan_dir else None,
-        "gan_quality": report_columns(gan_dir, cfg.sampling_bn) if gan_dir else {},
-        "unet_iterations": train_summary.get("iterations"), "best_iteration": train_summary.get("best_iteration"),
-        "stopped_by": train_summary.get("stopped_by"),
-        "resolution": [cfg.height, cfg.width], "unet_width_div": cfg.unet_width_div,
-        "val": val, "test": {"n": len(fold["test"]), **{k: v for k, v in test.items() if k != "n"}},
-    }
-
-
-def main(task: str, argv=None) -> int:
-    args = build_parser(task).parse_args(argv)
-    configure(verbosity(args))
-    strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
-    try:
-        run(task, args, strategy=strategy)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0

@@ -41,8 +41,45 @@ def gan_dir_name(critic_norm: str, seed: int = 0, precision: str = "float32") ->
     return name
 
 
+def unet_run_name(task: str, n_real: int, n_generated: int, aug=None, *, critic_norm: str | None = None,
+                  sampling_bn: str | None = None, seed: int = 0) -> str:
+    """A U-Net run's directory name, from every setting that changes its result.
+
+    The paper's settings keep the paper's network ids (``8-8-NoAug``, ``16-0-Aug``); any other
+    augmentation is spelled out; runs on generated pairs name the GAN variant and sampling mode.
+
+    >>> from gan_seg_aug.augment.settings import AUG_PRESETS, AugParams
+    >>> unet_run_name("scr_lung", 16, 0, AUG_PRESETS["scr_lung"]), unet_run_name("scr_lung", 16, 0, seed=1)
+    ('16-0-Aug', '16-0-NoAug_seed1')
+    >>> unet_run_name("scr_lung", 8, 8, AugParams(scale_std=0.05), critic_norm="layer", sampling_bn="moving")
+    '8-8-aug_sh0_sc0.05_tr0_el0_flip0_critic-layer_bn-moving'
+    """
+    from gan_seg_aug.augment.settings import aug_name, is_preset
+
+    mix = f"{n_real}-{n_generated}"
+    if aug is None:
+        name = f"{mix}-NoAug"
+    else:
+        name = f"{mix}-Aug" if is_preset(aug, task) else f"{mix}-{aug_name(aug)}"
+    if n_generated > 0 and critic_norm is not None:
+        name += f"_critic-{critic_norm}_bn-{sampling_bn}"
+    if seed:
+        name += f"_seed{seed}"
+    return name
+
+
 def gan_dir(runs_dir, task, profile, dataset, fold, critic_norm, seed=0, precision="float32") -> Path:
     return fold_dir(runs_dir, task, profile, dataset, fold) / gan_dir_name(critic_norm, seed, precision)
+
+
+def runs_root_of(run_dir) -> Path:
+    """The ``<runs_dir>`` that holds ``<runs_dir>/<task>/<profile>/<dataset>/fold<k>/<run>``.
+
+    >>> runs_root_of("/r/scr_lung/cpu/real/fold1/gan_critic-layer").as_posix()
+    '/r'
+    """
+    parents = Path(run_dir).parents
+    return parents[4] if len(parents) > 4 else Path(run_dir).parent
 
 
 def is_finished_gan(path) -> bool:

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from gan_seg_aug.augment import ops as A
-from gan_seg_aug.augment.ops import AUG_PRESETS, AugParams
+from gan_seg_aug.augment.settings import AUG_PRESETS, AugParams
 
 MODES = ("eager", "dataset_map")
 

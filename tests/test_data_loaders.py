@@ -157,9 +157,15 @@ def test_no_data_dir_gives_synthetic_with_notice(task, shape, caplog):
     assert d.source == "synthetic" and len(d) == 12 and d.images.shape[1:] == shape
     assert len(notes) == 1 and "SYNTHETIC" in notes[0] and "NOT comparable" in notes[0]
     split, path = task_split(d)
-    assert "synthetic" in path.name and "partial" in path.name
+    assert "synthetic" in path.name and "subset12" in path.name
     assert sorted(c for f in split["folds"] for c in f["test"]) == sorted(
         d.case_ids if task == "scr_lung" else [c for c, g in zip(d.case_ids, d.groups) if g == "val"])
+
+
+def test_synthetic_and_subset_splits_go_to_the_scratch_dir_not_the_checkout(tmp_path, monkeypatch):
+    monkeypatch.delenv("GAN_SEG_AUG_SPLIT_DIR", raising=False)
+    _, path = task_split(load_task("scr_lung", max_cases=12), scratch_dir=tmp_path / "runs" / "splits")
+    assert path.parent == tmp_path / "runs" / "splits" and path.exists()
 
 
 # ---- splits through task_split -----------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ def test_task_split_paper_sizes_and_file_names(tmp_path):
     assert cpath.name == "cityscapes.json" and (len(f["train"]), len(f["val"]), len(f["test"])) == (2575, 400, 500)
     assert sorted(f["train"] + f["val"] + f["test"]) == sorted(cids)
     _, ppath = task_split(_fake("scr_lung", ids[:40]), tmp_path)
-    assert ppath.name.startswith("scr_lung_partial_")
+    assert ppath.name.startswith("scr_lung_subset40_")
 
 
 # ---- describe ----------------------------------------------------------------------------------------------------

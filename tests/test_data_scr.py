@@ -220,7 +220,7 @@ def test_real_sample_split_keeps_proportions(real, tmp_path):
     from gan_seg_aug.data.loaders import task_split
 
     split, path = task_split(real, tmp_path)
-    assert "partial" in path.name
+    assert "subset40" in path.name
     tests = sorted(c for f in split["folds"] for c in f["test"])
     assert tests == sorted(real.case_ids)
     assert all(len(f["val"]) == 5 for f in split["folds"])  # 30/247 of 40

@@ -146,7 +146,7 @@ def test_mismatched_run_is_refused(finished_run, change):
     cfg, out, _ = finished_run
     cfg2 = dataclasses.replace(cfg, **change.get("cfg", {}))
     data = tiny_data(seed=change.get("seed", 0))
-    with pytest.raises(ValueError, match="different GAN run"):
+    with pytest.raises(ValueError, match="holds a GAN run with other settings"):
         train_gan(cfg2, data, change.get("ids", TRAIN_IDS), out)
 
 

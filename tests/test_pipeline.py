@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug.augment.ops import AUG_PRESETS
+from gan_seg_aug.augment.settings import AUG_PRESETS
 from gan_seg_aug.data.mask_encoding import encode_mask
 from gan_seg_aug.training.minibatches import GeneratorSampler, make_train_dataset
 

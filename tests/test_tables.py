@@ -17,7 +17,9 @@ import pytest
 from gan_seg_aug.reporting import run_catalogue as R
 from gan_seg_aug.reporting import table_builder as T
 from gan_seg_aug.config import GANConfig, UNetConfig
-from gan_seg_aug.experiment import fold_dir
+from gan_seg_aug.layout import fold_dir
+from gan_seg_aug.cli.flags import aug_argv
+from gan_seg_aug.augment.settings import AUG_PRESETS
 from gan_seg_aug.layout import gan_dir_name
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +83,7 @@ def test_table_I_elastic_fixed_and_shared_runs():
     # The no-augmentation and the bold row are Table II's fold-1 runs; Table III's no-flip and
     # flip-only rows are Table IV's 8-0 runs: each run once.
     assert rows[0].runs[0] == R.RunSpec("scr_lung", 1, 16, 0, None)
-    assert rows[-1].runs[0].run_name == "16-0-Aug" and rows[-1].runs[0].aug_flags() == ["--aug"]
+    assert rows[-1].runs[0].run_name == "16-0-Aug" and aug_argv(rows[-1].runs[0].aug, "scr_lung") == ["--aug"]
     iii = R.table_rows("III")
     assert [iii[2].runs[0].run_name, iii[4].runs[0].run_name] == ["8-0-NoAug", "8-0-Aug"]
     assert len(R.table_runs(R.TABLES)) == 9 - 2 + 18 + 5 - 2 + 6
@@ -89,29 +91,26 @@ def test_table_I_elastic_fixed_and_shared_runs():
 
 def test_aug_flags_spell_only_the_nonzero_parts():
     spec = R.table_rows("I")[4].runs[0]  # scale 0.05, translation 10, elastic 10
-    assert spec.aug_flags() == ["--scale-std", "0.05", "--translate-std", "10", "--elastic-std", "10"]
+    assert aug_argv(spec.aug, spec.task) == ["--scale-std", "0.05", "--translate-std", "10", "--elastic-std", "10"]
     assert spec.run_name == "16-0-aug_sh0_sc0.05_tr10_el10_flip0"
     city = R.table_rows("III")[3].runs[0]
-    assert city.aug_flags() == ["--shift-std", "0.05", "--scale-std", "0.05", "--flip"]
-    assert R.RunSpec("cityscapes", 1, 4, 4).aug_flags() == []
+    assert aug_argv(city.aug, city.task) == ["--shift-std", "0.05", "--scale-std", "0.05", "--flip"]
+    assert aug_argv(R.RunSpec("cityscapes", 1, 4, 4).aug, "cityscapes") == []
 
 
-def test_presets_and_run_names_agree_with_the_experiment_command():
-    from gan_seg_aug import config as C
-    from gan_seg_aug.augment.ops import AUG_PRESETS, AugParams
-    from gan_seg_aug.experiment import run_name
+def test_the_sweeps_flags_give_the_experiment_the_catalogues_run_names():
+    """The sweep spells a run as flags; the experiment command parses them back into settings:
+    the run directory it names must be the one the tables look for."""
+    from gan_seg_aug import layout
+    from gan_seg_aug.cli.flags import build_parser, settings_from_args
+    from gan_seg_aug.config import parse_mix
 
-    for task, preset in R.PRESETS.items():
-        p = AUG_PRESETS[task]
-        assert (p.shift_std, p.scale_std, p.translate_std, p.elastic_std, p.flip) == (
-            preset.shift_std, preset.scale_std, preset.translate_std, preset.elastic_std, preset.flip)
     for spec in R.table_runs(R.TABLES, folds=(1,)):
-        cfg = C.unet_config(spec.task, "paper", spec.mix, augment=spec.aug is not None)
-        a = spec.aug
-        aug = None if a is None else AugParams(shift_std=a.shift_std, scale_std=a.scale_std,
-                                               translate_std=a.translate_std, elastic_std=a.elastic_std, flip=a.flip)
-        assert run_name(cfg, aug, spec.task) == spec.run_name
-
+        fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []
+        args = build_parser(spec.task).parse_args([*fold, "--mix", spec.mix, *aug_argv(spec.aug, spec.task)])
+        s = settings_from_args(spec.task, args)
+        assert s.aug == spec.aug and s.mix == spec.mix
+        assert layout.unet_run_name(s.task, *parse_mix(s.mix), s.aug) == spec.run_name
 
 def test_bad_table_and_folds_are_rejected():
     with pytest.raises(ValueError, match="--table"):
@@ -140,7 +139,7 @@ def test_table_II_pools_images_over_folds_not_fold_means(tmp_path):
 
 
 def test_table_II_partial_folds_and_infinite_hausdorff(tmp_path):
-    spec = R.RunSpec("scr_lung", 2, 16, 0, R.PRESETS["scr_lung"])
+    spec = R.RunSpec("scr_lung", 2, 16, 0, AUG_PRESETS["scr_lung"])
     write_run(tmp_path, spec, per_image=scr_per_image([0.9, 0.0], [2.0, float("inf")]))
     row = T.build_table("II", tmp_path, "cpu", "synthetic").set_index("row_id").loc["16-0-Aug"]
     assert (row["status"], row["folds"], row["hausdorff_undefined"]) == ("partial", "2", 1)

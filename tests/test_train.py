@@ -217,7 +217,7 @@ def test_mixed_bfloat16_precision_trains_with_float32_loss_and_restores_the_poli
 
 
 def test_mixed_minibatches_with_a_generator_and_augmentation_train(tiny, tmp_path):
-    from gan_seg_aug.augment.ops import AUG_PRESETS
+    from gan_seg_aug.augment.settings import AUG_PRESETS
     from gan_seg_aug.nets.networks import build_generator
     from gan_seg_aug.training.minibatches import GeneratorSampler
 

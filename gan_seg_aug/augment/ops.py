@@ -21,72 +21,15 @@ scale and are not clipped.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from gan_seg_aug.augment import elastic as _elastic
+from gan_seg_aug.augment.settings import AugParams
 
 # Fixed seed slots, so that enabling one op never changes another op's draw.
 _SLOT = {"elastic": 0, "translate": 1, "flip": 2, "shift": 3, "scale": 4}
-
-
-@dataclass(frozen=True)
-class AugParams:
-    """Standard augmentation settings; all zeros / False is no augmentation.
-
-    ``translate_std`` and ``elastic_std`` are in pixels of the training resolution; use
-    :meth:`scaled` when training below the paper's 256 px side.
-    """
-
-    shift_std: float = 0.0  # additive intensity offset, one N(0, shift_std) scalar per image
-    scale_std: float = 0.0  # multiplicative intensity factor, one N(1, scale_std) scalar per image
-    translate_std: float = 0.0  # px, N(0, translate_std) per axis, rounded to whole pixels
-    flip: bool = False  # horizontal flip with probability 0.5
-    elastic_std: float = 0.0  # px, N(0, elastic_std) per control point and component
-    elastic_mesh: int = 3  # B-spline mesh per axis (the authors' code: 3 x 3)
-    elastic_order: int = 3  # cubic B-spline
-
-    def __post_init__(self):
-        for name in ("shift_std", "scale_std", "translate_std", "elastic_std"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"AugParams.{name}={v!r}: expected a finite number >= 0")
-        if not isinstance(self.flip, (bool, np.bool_)):
-            raise ValueError(f"AugParams.flip={self.flip!r}: expected True or False")
-        mesh, order = self.elastic_mesh, self.elastic_order
-        if isinstance(mesh, bool) or not isinstance(mesh, (int, np.integer)) or mesh < 1:
-            raise ValueError(f"AugParams.elastic_mesh={mesh!r}: expected a whole number >= 1")
-        if isinstance(order, bool) or order not in _elastic.SPLINE_ORDERS:
-            raise ValueError(f"AugParams.elastic_order={order!r}: expected one of {_elastic.SPLINE_ORDERS}")
-
-    @property
-    def is_identity(self) -> bool:
-        return (self.shift_std == 0 and self.scale_std == 0 and self.translate_std == 0 and not self.flip
-                and self.elastic_std == 0)
-
-    def scaled(self, factor: float) -> "AugParams":
-        """Pixel parameters times ``factor`` (e.g. 0.5 for a 128 px profile); intensities unchanged.
-
-        >>> AUG_PRESETS["scr_lung"].scaled(0.5).translate_std
-        5.0
-        """
-        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
-            raise ValueError(f"AugParams.scaled({factor!r}): expected a positive factor (training side / 256)")
-        return dataclasses.replace(self, translate_std=self.translate_std * factor,
-                                   elastic_std=self.elastic_std * factor)
-
-
-# Paper bold rows.  Table I (SCR): shift 0.05, scale 0.05, translation 10 px, elastic 10 px; thesis
-# Table 5.1 prints 0.50 for shift/scale, contradicted by the paper (docs/decisions.md §6).
-# SCR has no flip: the left lung would become a right lung.  Table III (Cityscapes): flip only.
-AUG_PRESETS: dict[str, AugParams] = {
-    "scr_lung": AugParams(shift_std=0.05, scale_std=0.05, translate_std=10.0, flip=False, elastic_std=10.0),
-    "cityscapes": AugParams(flip=True),
-}
 
 
 def as_seed(seed) -> tf.Tensor:
@@ -190,12 +133,17 @@ def draw_elastic(std: float, seed, mesh: int = 3, order: int = 3) -> tf.Tensor:
     return tf.random.stateless_normal([2, n, n], as_seed(seed), stddev=float(std), dtype=tf.float64)
 
 
-def _warp(sample, coeffs, order, rows=None, cols=None):
+def _warp(sample, coeffs, order, rows=None, cols=None, backend: str = "fast"):
     image, mask = _image(sample), tf.convert_to_tensor(sample["mask"])
     args = [image, mask, coeffs] + ([rows, cols] if rows is not None else [])
 
     def run(i, m, c, *rc):
-        return _elastic.warp(i, m, c, order, *rc)
+        if backend == "fast":
+            return _elastic.warp(i, m, c, order, *rc)
+        wi, wm = _elastic.warp_sitk(i, m, c, order)  # the whole-pixel remap after the warp, as in warp()
+        if rc:
+            wi, wm = wi[rc[0]][:, rc[1]], wm[rc[0]][:, rc[1]]
+        return wi.astype(np.float32), wm
 
     out_image, out_mask = tf.numpy_function(run, args, [tf.float32, mask.dtype], stateful=False)
     out_image.set_shape(image.shape)
@@ -203,13 +151,14 @@ def _warp(sample, coeffs, order, rows=None, cols=None):
     return _with(sample, image=out_image, mask=out_mask)
 
 
-def elastic(sample, std: float, seed, mesh: int = 3, order: int = 3):
+def elastic(sample, std: float, seed, mesh: int = 3, order: int = 3, backend: str = "fast"):
     """§2.7.8: B-spline elastic deformation, one field for image (linear) and mask (nearest).
 
     The coefficients are drawn in TensorFlow (stateless); the field is evaluated and applied by
-    :func:`gan_seg_aug.augment.elastic.warp` (cv2) through ``tf.numpy_function``."""
+    :func:`gan_seg_aug.augment.elastic.warp` (cv2, ``backend="fast"``) or by SimpleITK's
+    ``Resample`` with the same ``BSplineTransform`` (``"simpleitk"``) through ``tf.numpy_function``."""
     _elastic.control_grid(8, mesh, order)  # validates mesh / order with a clear message
-    return _warp(sample, draw_elastic(std, seed, mesh, order), order)
+    return _warp(sample, draw_elastic(std, seed, mesh, order), order, backend=backend)
 
 
 def augment(sample, params: AugParams | None, seed):
@@ -233,7 +182,7 @@ def augment(sample, params: AugParams | None, seed):
         if params.flip:
             cols = tf.where(draw_flip(seeds[_SLOT["flip"]]), tf.reverse(cols, [0]), cols)
         coeffs = draw_elastic(params.elastic_std, seeds[_SLOT["elastic"]], params.elastic_mesh, params.elastic_order)
-        sample = _warp(sample, coeffs, params.elastic_order, rows, cols)
+        sample = _warp(sample, coeffs, params.elastic_order, rows, cols, backend=params.elastic_backend)
     else:
         if params.translate_std > 0:
             sample = translate(sample, params.translate_std, seeds[_SLOT["translate"]])

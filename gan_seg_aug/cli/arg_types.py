@@ -17,3 +17,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def directory_or_new(text: str) -> str:
+    """argparse type: a directory, or a path that does not exist yet (it is created when needed).
+
+    >>> directory_or_new("/no/such/dir/yet")
+    '/no/such/dir/yet'
+    """
+    from pathlib import Path
+
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    parent = next((q for q in p.absolute().parents if q.exists()), None)
+    if not p.exists() and parent is not None and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a directory")
+    return str(p)

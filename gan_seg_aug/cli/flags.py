@@ -1,12 +1,15 @@
 """The experiment commands' flags: one owner for their spelling, defaults and help (``scr_lung.py``,
-``cityscapes.py``, ``train_gan.py``, ``tables.py``), and the translation of a few of them into settings."""
+``cityscapes.py``, ``train_gan.py``, ``tables.py``, ...), their translation into the library's
+:class:`~gan_seg_aug.experiment.RunSettings`, and back into flags for the sweep's commands."""
 from __future__ import annotations
 
 import argparse
 
 from gan_seg_aug import config as C
-from gan_seg_aug.layout import REPO_ROOT
+from gan_seg_aug.augment.settings import ELASTIC_BACKENDS
+from gan_seg_aug.cli.arg_types import directory_or_new
 from gan_seg_aug.cli.log_setup import add_verbosity_args
+from gan_seg_aug.layout import default_runs_dir
 
 
 def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
@@ -19,19 +22,33 @@ def add_common_args(p: argparse.ArgumentParser, task: str) -> None:
     p.add_argument("--translate-std", type=float, default=None, help="translation N(0, s px) at paper resolution")
     p.add_argument("--elastic-std", type=float, default=None, help="B-spline control-point displacement N(0, s px)")
     p.add_argument("--flip", action="store_true", help="horizontal flip with p = 0.5")
-    p.add_argument("--profile", choices=C.PROFILES, default=None,
-                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
-    p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
-    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
-    p.add_argument("--runs-dir", default=str(REPO_ROOT / "runs"), help="root of all run directories")
+    p.add_argument("--elastic-backend", choices=ELASTIC_BACKENDS, default="fast",
+                   help="fast: the B-spline field evaluated with NumPy + cv2.remap; simpleitk: SimpleITK's "
+                        "BSplineTransform + Resample (same field, ~10x slower; default %(default)s)")
+    add_data_args(p)
     p.add_argument("--out", default=None, help="this run's directory (default: derived from the settings)")
     p.add_argument("--gan-checkpoint", default=None,
                    help="a finished GAN run directory to sample from (default: the fold's own, trained if needed)")
     add_gan_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
-    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+    add_run_args(p)
     add_execution_args(p, models=("gan", "unet"))
+
+
+def add_data_args(p: argparse.ArgumentParser, *, data_dir: bool = True) -> None:
+    """Where data, caches and runs live: the same flags, with the same meaning, in every command."""
+    p.add_argument("--profile", choices=C.PROFILES, default=None,
+                   help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
+    if data_dir:
+        p.add_argument("--data-dir", default=None, help="dataset root; omitted = the embedded synthetic dataset")
+    p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's dataset")
+    p.add_argument("--runs-dir", type=directory_or_new, default=str(default_runs_dir()),
+                   help="root of all run directories (default %(default)s)")
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default ~/.cache/gan_seg_aug)")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed of the GAN and the U-Net (default %(default)s)")
+    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
 
 
 def add_gan_args(p: argparse.ArgumentParser) -> None:
@@ -80,21 +97,82 @@ def strategy_from_args(args):
 
 def aug_from_args(task: str, args):
     """The paper preset for ``--aug``; explicit ``--*-std`` / ``--flip`` flags build any other setting."""
-    from gan_seg_aug.augment.ops import AUG_PRESETS, AugParams
+    import dataclasses
+
+    from gan_seg_aug.augment.settings import AUG_PRESETS, AugParams
 
     custom = {k: getattr(args, k) for k in ("shift_std", "scale_std", "translate_std", "elastic_std")
               if getattr(args, k) is not None}
     if args.aug and (custom or args.flip):
         raise SystemExit("error: --aug selects the paper's preset; do not combine it with --shift-std/--scale-std/"
                          "--translate-std/--elastic-std/--flip (use those alone for a custom setting)")
+    backend = getattr(args, "elastic_backend", "fast")
     if args.aug:
-        return AUG_PRESETS[task]
+        return dataclasses.replace(AUG_PRESETS[task], elastic_backend=backend)
     if custom or args.flip:
         for k, v in custom.items():
             if v < 0:
                 raise SystemExit(f"error: --{k.replace('_', '-')} must be >= 0, got {v}")
-        return AugParams(flip=bool(args.flip), **custom)
+        return AugParams(flip=bool(args.flip), elastic_backend=backend, **custom)
     return None
+
+
+def settings_from_args(task: str, args):
+    """The library's :class:`RunSettings` from a parsed experiment command line."""
+    from gan_seg_aug.experiment import RunSettings
+
+    return RunSettings(
+        task=task, fold=getattr(args, "fold", 1), mix=args.mix, aug=aug_from_args(task, args), profile=args.profile,
+        seed=args.seed, precision=args.precision, critic_norm=args.critic_norm, sampling_bn=args.sampling_bn,
+        quality=args.quality, data_dir=args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
+        runs_dir=args.runs_dir, out=args.out, gan_checkpoint=args.gan_checkpoint,
+        jit_compile_unet=bool(getattr(args, "jit_compile_unet", False)),
+        jit_compile_gan=bool(getattr(args, "jit_compile_gan", False)))
+
+
+def aug_argv(aug, task: str) -> list[str]:
+    """The flags that select ``aug``: ``--aug`` for the paper's preset, else only the non-zero parts.
+
+    >>> from gan_seg_aug.augment.settings import AugParams
+    >>> aug_argv(AugParams(scale_std=0.05, translate_std=10, elastic_std=10), "scr_lung")
+    ['--scale-std', '0.05', '--translate-std', '10', '--elastic-std', '10']
+    """
+    from gan_seg_aug.augment.settings import is_preset
+
+    if aug is None:
+        return []
+    if is_preset(aug, task):
+        return ["--aug"]
+    flags = []
+    for flag, value in (("--shift-std", aug.shift_std), ("--scale-std", aug.scale_std),
+                        ("--translate-std", aug.translate_std), ("--elastic-std", aug.elastic_std)):
+        if value:
+            flags += [flag, f"{value:g}"]
+    return flags + (["--flip"] if aug.flip else [])
+
+
+def main(task: str, argv=None) -> int:
+    """``experiments/scr_lung.py`` / ``experiments/cityscapes.py``: parse, then run one experiment."""
+    import sys
+
+    from gan_seg_aug.cli.log_setup import configure, verbosity
+
+    args = build_parser(task).parse_args(argv)
+    configure(verbosity(args))
+    try:
+        settings = settings_from_args(task, args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    strategy = strategy_from_args(args)  # first TF work: MultiWorkerMirroredStrategy must precede the rest
+    from gan_seg_aug.experiment import run
+
+    try:
+        run(settings, strategy=strategy)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def build_parser(task: str) -> argparse.ArgumentParser:

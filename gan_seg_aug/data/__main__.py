@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="write a contact sheet with mask overlays to this PNG")
     d.add_argument("--cache-dir", default=None, help="preprocessed-array cache (default $GAN_SEG_AUG_CACHE "
                                                      "or ~/.cache/gan_seg_aug)")
-    d.add_argument("--split-dir", default=None, help="where splits are saved (default results/splits)")
+    d.add_argument("--split-dir", default=None, help="where splits are saved (default: results/splits for the full real set, runs/splits otherwise)")
     d.add_argument("--max-cases", type=int, default=0, help="use only this many cases (0 = all)")
     add_verbosity_args(d)
     return p

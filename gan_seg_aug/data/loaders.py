@@ -20,9 +20,11 @@ anything is written (the cache is written only after every case decoded).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.layout import default_runs_dir
 from gan_seg_aug.data.splits import load_or_make_split
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def check_paper_count(task: str, groups, *, allow_partial: bool, where) -> bool:
         return True
     msg = (f"{where}: found {_fmt_counts(found)} {task} cases, expected the paper's {_fmt_counts(expected)}")
     if not allow_partial:
-        raise DataError(msg + "; pass --allow-partial (allow_partial=True) to use a subset anyway")
+        raise DataError(msg + "; pass --allow-partial to use a subset anyway")
     log.info(f"note: {msg}; --allow-partial: the split keeps the paper's proportions, "
              "results are NOT comparable to the paper")
     return False
@@ -112,12 +114,16 @@ def is_complete(data: TaskData) -> bool:
     return _counts(data.task, groups) == PAPER_COUNTS[data.task]
 
 
-def task_split(data: TaskData, split_dir=None) -> tuple[dict, Path]:
+def task_split(data: TaskData, split_dir=None, *, scratch_dir=None) -> tuple[dict, Path]:
     """The paper's split of ``data`` (made once, saved as JSON; see ``splits.py``) and its path.
 
-    The complete real set uses ``<task>.json``; partial or limited sets and the synthetic set get
-    their own files (``splits.split_name``), so they can never overwrite or pass for the paper's.
-    ``split_dir`` defaults to ``$GAN_SEG_AUG_SPLIT_DIR`` or ``results/splits``.
+    The complete real set uses ``<task>.json`` in ``results/splits`` (committed: the split made once);
+    subsets and the synthetic set get their own files (``splits.split_name``) in ``scratch_dir``
+    (the commands pass ``<runs-dir>/splits``), so they never land in the checkout and can never
+    overwrite or pass for the paper's.  ``split_dir`` (or ``$GAN_SEG_AUG_SPLIT_DIR``) overrides both.
     """
-    return load_or_make_split(data.task, data.case_ids, data.groups, source=data.source,
-                              full=is_complete(data), split_dir=split_dir)
+    full = is_complete(data)
+    if split_dir is None and not os.environ.get("GAN_SEG_AUG_SPLIT_DIR") and not (full and data.source == "real"):
+        split_dir = scratch_dir if scratch_dir is not None else default_runs_dir() / "splits"
+    return load_or_make_split(data.task, data.case_ids, data.groups, source=data.source, full=full,
+                              split_dir=split_dir)

@@ -92,13 +92,14 @@ def _cityscapes_folds(ids, group_of, seed):
 
 
 def split_name(task: str, source: str, case_ids, full: bool) -> str:
-    """``scr_lung.json`` for the full real set; synthetic and partial sets are marked in the name.
+    """``scr_lung.json`` for the full real set; synthetic sets and subsets (fewer cases than the
+    paper's: ``--allow-partial`` data or a profile's case limit) are marked in the name.
 
     >>> split_name("scr_lung", "real", ["A", "B"], full=False)
-    'scr_lung_partial_23519a43c66b4c34.json'
+    'scr_lung_subset2_23519a43c66b4c34.json'
     """
     stem = task if source == "real" else f"{task}_{source}"
-    return f"{stem}.json" if full else f"{stem}_partial_{_ids_digest(case_ids)}.json"
+    return f"{stem}.json" if full else f"{stem}_subset{len(case_ids)}_{_ids_digest(case_ids)}.json"
 
 
 def load_or_make_split(task: str, case_ids, groups=None, *, source: str = "real", full: bool = True,

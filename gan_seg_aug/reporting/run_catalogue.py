@@ -13,33 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gan_seg_aug.augment.settings import AUG_PRESETS, AugParams, is_preset
+from gan_seg_aug.layout import unet_run_name
+
 TABLES = ("I", "II", "III", "IV")
 SCR_FOLDS = (1, 2, 3)
 TABLE_TASK = {"I": "scr_lung", "II": "scr_lung", "III": "cityscapes", "IV": "cityscapes"}
-
-
-@dataclass(frozen=True)
-class AugSetting:
-    """One augmentation setting; pixel stds at the paper's resolution (256x256 / 128x256)."""
-
-    shift_std: float = 0.0
-    scale_std: float = 0.0
-    translate_std: float = 0.0
-    elastic_std: float = 0.0
-    flip: bool = False
-
-    def name(self) -> str:
-        """The experiment command's spelled-out name (``gan_seg_aug.experiment.run_name``).
-
-        >>> AugSetting(0.05, 0.05, 10, 10).name()
-        'aug_sh0.05_sc0.05_tr10_el10_flip0'
-        """
-        return (f"aug_sh{self.shift_std:g}_sc{self.scale_std:g}_tr{self.translate_std:g}"
-                f"_el{self.elastic_std:g}_flip{int(self.flip)}")
-
-
-# The bold rows of Tables I and III: what ``--aug`` selects (must equal augment.AUG_PRESETS; tested).
-PRESETS = {"scr_lung": AugSetting(0.05, 0.05, 10, 10), "cityscapes": AugSetting(flip=True)}
 
 
 @dataclass(frozen=True)
@@ -50,7 +29,7 @@ class RunSpec:
     fold: int
     n_real: int
     n_generated: int
-    aug: AugSetting | None = None
+    aug: AugParams | None = None
 
     @property
     def mix(self) -> str:
@@ -62,7 +41,7 @@ class RunSpec:
 
     @property
     def is_preset(self) -> bool:
-        return self.aug is not None and self.aug == PRESETS[self.task]
+        return is_preset(self.aug, self.task)
 
     @property
     def network_id(self) -> str:
@@ -71,22 +50,7 @@ class RunSpec:
     @property
     def run_name(self) -> str:
         """``16-0-Aug`` for the paper's preset, ``16-0-NoAug`` without, else the spelled-out setting."""
-        if self.aug is None or self.is_preset:
-            return self.network_id
-        return f"{self.mix}-{self.aug.name()}"
-
-    def aug_flags(self) -> list[str]:
-        """Command-line flags: ``--aug`` for the preset, else only the non-zero parts."""
-        if self.aug is None:
-            return []
-        if self.is_preset:
-            return ["--aug"]
-        a, flags = self.aug, []
-        for flag, value in (("--shift-std", a.shift_std), ("--scale-std", a.scale_std),
-                            ("--translate-std", a.translate_std), ("--elastic-std", a.elastic_std)):
-            if value:
-                flags += [flag, f"{value:g}"]
-        return flags + (["--flip"] if a.flip else [])
+        return unet_run_name(self.task, self.n_real, self.n_generated, self.aug)
 
 
 @dataclass(frozen=True)
@@ -96,7 +60,7 @@ class TableRow:
     table: str
     row_id: str
     runs: tuple[RunSpec, ...]  # one per fold for Table II, else exactly one
-    aug: AugSetting | None = None
+    aug: AugParams | None = None
 
 
 # Paper Table I rows in order: (intensity shift, intensity scaling, translation px, elastic px).
@@ -109,14 +73,14 @@ TABLE_II_MIXES = ((16, 0), (8, 8), (0, 16))
 TABLE_IV_MIXES = ((8, 0), (4, 4), (0, 8))
 
 
-def setting_row_id(a: AugSetting, task: str) -> str:
+def setting_row_id(a: AugParams, task: str) -> str:
     """Row key of Tables I / III, e.g. ``sh0.05_sc0.05_tr10_el10`` or ``sh0_sc0_tr0_flip1``."""
     last = f"el{a.elastic_std:g}" if task == "scr_lung" else f"flip{int(a.flip)}"
     return f"sh{a.shift_std:g}_sc{a.scale_std:g}_tr{a.translate_std:g}_{last}"
 
 
-def _as_aug(a: AugSetting) -> AugSetting | None:
-    return None if a == AugSetting() else a  # the all-zero row is the plain no-augmentation run
+def _as_aug(a: AugParams) -> AugParams | None:
+    return None if a.is_identity else a  # the all-zero row is the plain no-augmentation run
 
 
 def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
@@ -133,8 +97,10 @@ def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
     """
     if table in ("I", "III"):
         task, mix = TABLE_TASK[table], ((16, 0) if table == "I" else (8, 0))
-        settings = ([AugSetting(*s) for s in TABLE_I_SETTINGS] if table == "I"
-                    else [AugSetting(sh, sc, tr, 0, fl) for sh, sc, tr, fl in TABLE_III_SETTINGS])
+        settings = ([AugParams(shift_std=sh, scale_std=sc, translate_std=tr, elastic_std=el)
+                     for sh, sc, tr, el in TABLE_I_SETTINGS] if table == "I"
+                    else [AugParams(shift_std=sh, scale_std=sc, translate_std=tr, flip=fl)
+                          for sh, sc, tr, fl in TABLE_III_SETTINGS])
         return [TableRow(table, setting_row_id(a, task), (RunSpec(task, 1, *mix, _as_aug(a)),), a) for a in settings]
     if table in ("II", "IV"):
         task = TABLE_TASK[table]
@@ -144,7 +110,7 @@ def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
             raise ValueError(f"--folds {list(folds)}: expected a non-empty subset of {list(SCR_FOLDS)}")
         out = []
         for r, g in mixes:
-            for aug in (PRESETS[task], None):
+            for aug in (AUG_PRESETS[task], None):
                 runs = tuple(RunSpec(task, f, r, g, aug) for f in fold_list)
                 out.append(TableRow(table, runs[0].network_id, runs))
         return out

@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from gan_seg_aug.config import GANConfig, to_dict, task_spec
 from gan_seg_aug.data.mask_encoding import encode_mask
 from gan_seg_aug.training.gan_checkpoint import restore_latest, save_checkpoint
 from gan_seg_aug.training.gan_monitor import TrainingCurve, sample_grid
+from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
 
 # Fields that may change between sessions of one run without changing its trajectory.
 RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution", "data_dir", "fold")
@@ -98,14 +97,6 @@ class RealPairs:
         return h.hexdigest()[:16]
 
 
-def _check_same_run(path: Path, old: dict, new: dict) -> None:
-    keys = [k for k in new if k != "provenance" and k not in RESUMABLE_FIELDS]
-    diff = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys if old.get(k) != new[k]]
-    if diff:
-        raise ValueError(f"{path} belongs to a different GAN run ({'; '.join(diff)}); refusing to mix runs: "
-                         f"choose another --out or delete that directory")
-
-
 def build_networks(cfg: GANConfig):
     from gan_seg_aug.nets.networks import build_critic, build_generator
     from gan_seg_aug.training.precision import set_precision
@@ -149,7 +140,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     out_dir = Path(out_dir)
     chief = distribute.is_chief(strategy)
     # Non-chief workers read the chief's directory and write to a scratch one (deleted at the end).
-    write_dir = out_dir if chief else Path(tempfile.mkdtemp(prefix="gan_seg_aug_worker_"))
+    write_dir = writer_dir(out_dir, chief)
     ckpt_dir, sample_dir, write_ckpt_dir = out_dir / "checkpoints", write_dir / "samples", write_dir / "checkpoints"
 
     # ---- identity of the run: refuse to mix it with a different one
@@ -159,7 +150,9 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
               "train_ids_sha256_16": ids_digest, "train_data_sha256_16": pairs.digest(), "noise": NOISE_SCHEME,
               "execution": distribute.describe(strategy), **(context or {})}
     if (out_dir / "config.json").exists():
-        _check_same_run(out_dir / "config.json", read_json(out_dir / "config.json"), record)
+        refuse_other_run(out_dir, read_json(out_dir / "config.json"),
+                         {k: v for k, v in record.items() if k != "provenance" and k not in RESUMABLE_FIELDS},
+                         what="GAN")
     done_path = out_dir / "done.json"
     if resume and done_path.exists():
         done = read_json(done_path)
@@ -252,7 +245,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
             save_checkpoint(model, write_ckpt_dir, it)
     writer.close()
     if not chief:
-        shutil.rmtree(write_dir, ignore_errors=True)
+        release(write_dir, out_dir)
         log.info(f"[gan] worker done; waiting for the chief to write {out_dir}")
         distribute.barrier(strategy)  # the U-Net stage that follows loads the chief's generator
         return out_dir

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gan_seg_aug.augment.ops import AugParams, augment
+from gan_seg_aug.augment.ops import augment
+from gan_seg_aug.augment.settings import AugParams
 from gan_seg_aug.data.mask_encoding import decode_mask
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -27,12 +27,9 @@ worker resumes from the chief's checkpoints (:mod:`gan_seg_aug.training.distribu
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,10 +38,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from gan_seg_aug.augment.settings import aug_identity
 from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 from gan_seg_aug.config import UNetConfig, task_spec, to_dict
 from gan_seg_aug.training.early_stopping import EarlyStopping
 from gan_seg_aug.training.precision import set_precision
+from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
 from gan_seg_aug.training.unet_checkpoint import load_checkpoint, save_checkpoint, save_weights
 
 log = logging.getLogger(__name__)
@@ -155,8 +154,8 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
                          f"{strategy.num_replicas_in_sync} replicas of the strategy: use a divisor of it")
     # Non-chief workers of a cluster read the chief's directory and write to a scratch one.
     chief = distribute.is_chief(strategy)
-    wdir = out if chief else Path(tempfile.mkdtemp(prefix="gan_seg_aug_worker_"))
-    identity = {"config": to_dict(cfg), "aug": None if aug is None else dataclasses.asdict(aug)}
+    wdir = writer_dir(out, chief)
+    identity = {"config": to_dict(cfg), "aug": aug_identity(aug)}
     if (out / "train_done.json").exists():
         _check_same_run(out, identity)
         summary = read_json(out / "train_done.json")
@@ -238,8 +237,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     # Checkpoints only serve resuming; train_done.json + best.weights.h5 are the result.
     shutil.rmtree(wdir / "checkpoints", ignore_errors=True)
     (wdir / "checkpoint.json").unlink(missing_ok=True)
-    if not chief:
-        shutil.rmtree(wdir, ignore_errors=True)
+    release(wdir, out)
     log.info(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at "
              f"iteration {es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
     return summary
@@ -290,19 +288,7 @@ def _check_inputs(cfg, data, fold, sampler, aug):
 
 
 def _check_same_run(out: Path, identity: dict):
-    """A run directory belongs to one configuration: resuming or reusing it with other settings
-    would mix two experiments in one result."""
     saved = read_json(out / "config.json")
-    mine = _jsonable(identity)
-    differ = [k for k in mine["config"] if k not in EXECUTION_FIELDS
-              and (saved.get("config") or {}).get(k, LEGACY_DEFAULTS.get(k)) != mine["config"][k]]
-    if saved.get("aug") != mine["aug"]:
-        differ.append("aug")
-    if differ:
-        raise ValueError(f"{out} holds a run with other settings ({', '.join(differ)} differ); "
-                         f"use another output directory or delete that one")
-
-
-def _jsonable(obj):
-    """``obj`` as it reads back from JSON (tuples become lists), for comparing with a saved config."""
-    return json.loads(json.dumps(obj))
+    wanted = {k: v for k, v in identity["config"].items() if k not in EXECUTION_FIELDS}
+    refuse_other_run(out, {**(saved.get("config") or {}), "aug": saved.get("aug")}, {**wanted, "aug": identity["aug"]},
+                     what="U-Net", legacy=LEGACY_DEFAULTS)
