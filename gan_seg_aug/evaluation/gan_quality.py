@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_seg_aug.evaluation import mask_statistics as MS
 from gan_seg_aug.evaluation import quality_metrics as Q
+from gan_seg_aug.evaluation.metrics import confusion_matrix, dice, iou_per_class, mean_of_defined
 from gan_seg_aug.config import SAMPLING_BN, task_spec
 from gan_seg_aug.data.mask_encoding import decode_mask
 
@@ -101,20 +103,21 @@ def _predict(unet, feats, images, batch: int = 32):
 
 def _agreement(task: str, pred, target, n_classes: int) -> float:
     if task_spec(task).n_classes == 2 and n_classes == 2:
-        return float(np.mean([Q.dice(p == 1, t == 1) for p, t in zip(pred, target)]))
-    return float(Q.mean_iou(pred, target, n_classes))
+        return float(np.mean([dice(p == 1, t == 1) for p, t in zip(pred, target)]))
+    # one confusion matrix over all pixels of all images, as the Cityscapes evaluation does
+    return mean_of_defined(iou_per_class(confusion_matrix(pred, target, n_classes)))
 
 
 def _mask_block(task: str, labels, ref_labels, n_classes: int) -> dict:
     if n_classes > 2:
-        freq, ref = Q.category_frequencies(labels, n_classes), Q.category_frequencies(ref_labels, n_classes)
-        return {"category_frequencies": freq.round(5).tolist(), "category_tv_distance": Q.frequency_distance(freq, ref)}
-    st, ref = Q.mask_statistics(labels == 1), Q.mask_statistics(ref_labels == 1)
+        freq, ref = MS.category_frequencies(labels, n_classes), MS.category_frequencies(ref_labels, n_classes)
+        return {"category_frequencies": freq.round(5).tolist(), "category_tv_distance": MS.frequency_distance(freq, ref)}
+    st, ref = MS.mask_statistics(labels == 1), MS.mask_statistics(ref_labels == 1)
     return {"one_component_fraction": float(np.mean(st["n_components"] == 1)),
             "empty_fraction": float(np.mean(st["n_components"] == 0)),
-            "area_w1": Q.wasserstein_1d(st["area"], ref["area"]),
-            "centroid_row_w1": Q.wasserstein_1d(st["centroid_row"], ref["centroid_row"]),
-            "centroid_col_w1": Q.wasserstein_1d(st["centroid_col"], ref["centroid_col"]),
+            "area_w1": MS.wasserstein_1d(st["area"], ref["area"]),
+            "centroid_row_w1": MS.wasserstein_1d(st["centroid_row"], ref["centroid_row"]),
+            "centroid_col_w1": MS.wasserstein_1d(st["centroid_col"], ref["centroid_col"]),
             "area_mean": float(np.nanmean(st["area"])) if len(st["area"]) else float("nan")}
 
 

@@ -1,17 +1,15 @@
 """The arithmetic of the GAN quality report (:mod:`.gan_quality`): Fréchet distance, unbiased KID
 (Binkowski et al. 2018), improved precision / recall (Kynkäänniemi et al. 2019), nearest neighbours,
-memorisation, and mask statistics.  Plain NumPy / SciPy, so it is testable, and re-runnable on saved
+and memorisation (mask statistics: :mod:`.mask_statistics`).  Plain NumPy / SciPy, so it is testable, and re-runnable on saved
 features, without a model."""
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
-from scipy import linalg, ndimage, stats
+from scipy import linalg
 from scipy.spatial.distance import cdist
 
-# 8-connectivity, as in metrics.largest_component: a lung joined to itself by a diagonal step is one lung.
-_EIGHT = np.ones((3, 3), dtype=bool)
 _BLOCK = 2 ** 22  # float64 elements (32 MB) per chunk of rows or of distances: pixel rows have ~1e5 values
 
 
@@ -218,126 +216,3 @@ def memorisation(gen_to_train_dist, val_to_train_dist, *, percentile=5.0) -> dic
     threshold = float(np.percentile(v, percentile))
     return {"threshold": threshold, "fraction_below": float(np.mean(g < threshold)),
             "gen_median": float(np.median(g)), "val_median": float(np.median(v))}
-
-
-def _masks(x, ndim: int, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.ndim != ndim:
-        shape = "[H, W]" if ndim == 2 else "[n, H, W]"
-        raise ValueError(f"{name}: expected a {ndim}-D {shape} array, got shape {a.shape}")
-    return a != 0
-
-
-def connected_components(mask) -> int:
-    """Number of 8-connected foreground (nonzero) components of a 2-D mask.
-
-    >>> connected_components(np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]]))   # diagonal neighbours: one
-    1
-    >>> connected_components(np.array([[1, 0, 1], [0, 0, 0], [1, 0, 0]]))
-    3
-    """
-    return int(ndimage.label(_masks(mask, 2, "mask"), structure=_EIGHT)[1])
-
-
-def mask_statistics(masks) -> dict:
-    """Per mask of a binary [n, H, W] stack: ``area`` fraction, ``centroid_row`` / ``centroid_col``
-    (pixel centres as fractions of H / W, so 0.5 is the middle; NaN if empty), ``n_components``.
-
-    >>> m = np.zeros((2, 4, 4), bool); m[0, :2, :2] = True
-    >>> st = mask_statistics(m)
-    >>> st["area"].tolist(), st["centroid_row"].tolist(), st["centroid_col"].tolist(), st["n_components"].tolist()
-    ([0.25, 0.0], [0.25, nan], [0.25, nan], [1, 0])
-    """
-    m = _masks(masks, 3, "masks")
-    h, w = m.shape[1:]
-    count = m.sum(axis=(1, 2)).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        row = (m.sum(axis=2) @ (np.arange(h) + 0.5)) / count / h
-        col = (m.sum(axis=1) @ (np.arange(w) + 0.5)) / count / w
-    return {"area": count / (h * w),
-            "centroid_row": np.where(count > 0, row, np.nan), "centroid_col": np.where(count > 0, col, np.nan),
-            "n_components": np.array([connected_components(x) for x in m], dtype=np.int64)}
-
-
-def wasserstein_1d(a, b) -> float:
-    """Wasserstein-1 distance of two scalar samples, NaNs (centroids of empty masks) dropped; NaN if
-    nothing is left, so a generator of empty masks gets a report rather than an exception.
-
-    >>> wasserstein_1d([0., 1., np.nan], [2., 3.])
-    2.0
-    """
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) == 0 or len(b) == 0:
-        return float("nan")
-    return float(stats.wasserstein_distance(a, b))
-
-
-def _labels(x, n_classes: int, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.size == 0 or a.dtype.kind not in "biu":
-        raise ValueError(f"{name}: expected integer class labels with at least one pixel, got {a.dtype} {a.shape}")
-    a = a.astype(np.int64)
-    if a.min() < 0 or a.max() >= n_classes:
-        raise ValueError(f"{name}: expected labels in 0..{n_classes - 1}, found {a.min()}..{a.max()}")
-    return a.ravel()
-
-
-def category_frequencies(labels, n_classes) -> np.ndarray:
-    """Fraction of all pixels of an [n, H, W] label stack in each class, ``[n_classes]``.
-
-    >>> category_frequencies(np.array([[[0, 1], [1, 2]]]), 4).tolist()
-    [0.25, 0.5, 0.25, 0.0]
-    """
-    n_classes = _count(n_classes, "n_classes")
-    if np.ndim(labels) != 3:
-        raise ValueError(f"labels: expected a 3-D [n, H, W] array, got shape {np.shape(labels)}")
-    flat = _labels(labels, n_classes, "labels")
-    return np.bincount(flat, minlength=n_classes) / flat.size
-
-
-def frequency_distance(p, q) -> float:
-    """Total variation distance ``0.5 * sum |p - q|`` of two probability vectors (0 equal, 1 disjoint).
-
-    >>> frequency_distance([0.5, 0.5, 0.0], [0.25, 0.5, 0.25])
-    0.25
-    """
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    if p.ndim != 1 or p.shape != q.shape:
-        raise ValueError(f"expected two 1-D probability vectors of one length, got shapes {p.shape} and {q.shape}")
-    for x, name in ((p, "p"), (q, "q")):
-        if not (np.isfinite(x).all() and (x >= 0).all() and abs(x.sum() - 1.0) < 1e-6):
-            raise ValueError(f"{name}: expected non-negative frequencies summing to 1, got sum {x.sum():.6g}")
-    return float(0.5 * np.abs(p - q).sum())
-
-
-def dice(a, b) -> float:
-    """Dice ``2|A & B| / (|A| + |B|)`` of two binary masks (nonzero = foreground); 1.0 when both are empty.
-
-    >>> a = np.zeros((4, 4), bool); a[:2] = True
-    >>> b = np.zeros((4, 4), bool); b[1:3] = True
-    >>> dice(a, b), dice(a * 0, b * 0)
-    (0.5, 1.0)
-    """
-    a, b = np.asarray(a) != 0, np.asarray(b) != 0
-    if a.shape != b.shape:
-        raise ValueError(f"masks differ in shape: {a.shape} vs {b.shape}")
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
-def mean_iou(pred, target, n_classes) -> float:
-    """Mean IoU ``TP / (TP + FP + FN)`` from one confusion matrix over all pixels of all images; a class
-    absent from both prediction and target is left out.
-
-    >>> mean_iou(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]), 3)   # IoU 1/2 and 2/3; class 2 absent
-    0.5833333333333333
-    """
-    n_classes = _count(n_classes, "n_classes")
-    if np.shape(pred) != np.shape(target):
-        raise ValueError(f"pred and target differ in shape: {np.shape(pred)} vs {np.shape(target)}")
-    p, t = _labels(pred, n_classes, "pred"), _labels(target, n_classes, "target")
-    conf = np.bincount(t * n_classes + p, minlength=n_classes ** 2).reshape(n_classes, n_classes)
-    tp = np.diag(conf).astype(np.float64)
-    union = conf.sum(axis=0) + conf.sum(axis=1) - tp
-    return float(np.mean(tp[union > 0] / union[union > 0]))

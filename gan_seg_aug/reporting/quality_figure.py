@@ -88,12 +88,12 @@ def report_figure(report: dict, arrays: dict, train_images, train_labels, n_clas
         rows.append(_row(tiles, "closest generated images and their nearest training image (memorisation)"))
     width = rows[0].shape[1]
     if n_classes == 2:
-        from gan_seg_aug.evaluation.quality_metrics import mask_statistics
+        from gan_seg_aug.evaluation.mask_statistics import mask_statistics
 
         g, r = mask_statistics(labels == 1), mask_statistics(train_labels == 1)
         hists = [_histogram(g[k], r[k], k, width // 3 - 4) for k in ("area", "centroid_row", "centroid_col")]
     else:
-        from gan_seg_aug.evaluation.quality_metrics import category_frequencies
+        from gan_seg_aug.evaluation.mask_statistics import category_frequencies
 
         g, r = category_frequencies(labels, n_classes), category_frequencies(train_labels, n_classes)
         hists = [_histogram(np.repeat(np.arange(n_classes), (g * 1000).astype(int)),
