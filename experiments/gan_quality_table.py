@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan_seg_aug.cli.arg_types import directory_or_new, run_path  # noqa: E402
+
 SHORT = ["critic_norm", "sampling_bn", "health", "w_final", "w_second_half_median", "gp_second_half_median",
          "seconds_per_iteration", "pair_consistency", "pair_consistency_ceiling", "kid_vs_train",
          "kid_real_val_vs_train", "precision", "recall", "precision_real_val", "recall_real_val",
@@ -24,9 +26,11 @@ SHORT = ["critic_norm", "sampling_bn", "health", "w_final", "w_second_half_media
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("fold_dir", help="<runs>/<task>/<profile>/<dataset>/fold<k>")
+    p.add_argument("fold_dir", help="<runs>/<task>/<profile>/<dataset>/fold<k>, as a path or relative to --runs-dir")
     p.add_argument("--out", required=True, help="output directory, e.g. results/gan_quality")
+    p.add_argument("--runs-dir", type=directory_or_new, default=None, help="root of the run directories")
     args = p.parse_args(argv)
+    args.fold_dir = run_path(args.fold_dir, args.runs_dir)
     import cv2
 
     from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_csv, atomic_write_text

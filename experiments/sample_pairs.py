@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_seg_aug.cli.arg_types import positive_int  # noqa: E402
+from gan_seg_aug.cli.arg_types import directory_or_new, positive_int, run_path  # noqa: E402
 
 from gan_seg_aug.config import SAMPLING_BN  # noqa: E402  (no TensorFlow: --help stays fast)
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
@@ -32,7 +32,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = OneLineParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gan-dir", required=True, help="a finished GAN run directory (with done.json)")
+    p.add_argument("--gan-dir", required=True,
+                   help="a finished GAN run directory (with done.json), as a path or relative to --runs-dir")
+    p.add_argument("--runs-dir", type=directory_or_new, default=None, help="root of the run directories")
     p.add_argument("--n", type=positive_int, required=True, help="number of pairs to write")
     p.add_argument("--out", required=True, help="output directory (new or empty, or use --overwrite)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
@@ -51,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    args.gan_dir = run_path(args.gan_dir, args.runs_dir)
     configure(verbosity(args), stream=sys.stderr)  # progress on stderr; stdout: the one result line
     try:
         check_request(args.gan_dir, args.n, args.out, args.format, args.batch, args.sampling_bn, args.overwrite)

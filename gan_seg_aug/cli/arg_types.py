@@ -34,3 +34,17 @@ def directory_or_new(text: str) -> str:
     if not p.exists() and parent is not None and not parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a directory")
     return str(p)
+
+
+def run_path(path: str, runs_dir: str | None) -> str:
+    """A run directory given on the command line: as written if it exists, else relative to ``--runs-dir``.
+
+    >>> run_path("/no/such/run", None)
+    '/no/such/run'
+    """
+    from pathlib import Path
+
+    if Path(path).exists() or not runs_dir:
+        return path
+    under = Path(runs_dir) / path
+    return str(under) if under.exists() else path

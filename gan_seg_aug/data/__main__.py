@@ -7,11 +7,14 @@ on stdout (notices go to stderr).  Exit status 2 on bad input, with the reason o
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 import sys
 
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity
+from gan_seg_aug.cli.arg_types import directory_or_new
 from gan_seg_aug.data.loaders import TASKS, DataError, load_task, task_split
+from gan_seg_aug.layout import default_runs_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="write a contact sheet with mask overlays to this PNG")
     d.add_argument("--cache-dir", default=None, help="preprocessed-array cache (default $GAN_SEG_AUG_CACHE "
                                                      "or ~/.cache/gan_seg_aug)")
-    d.add_argument("--split-dir", default=None, help="where splits are saved (default: results/splits for the full real set, runs/splits otherwise)")
+    d.add_argument("--split-dir", default=None,
+                   help="where splits are saved (default: results/splits for the full real set, <runs-dir>/splits "
+                        "otherwise)")
+    d.add_argument("--runs-dir", type=directory_or_new, default=str(default_runs_dir()),
+                   help="root of the run directories (default %(default)s)")
     d.add_argument("--max-cases", type=int, default=0, help="use only this many cases (0 = all)")
     add_verbosity_args(d)
     return p
@@ -40,7 +47,7 @@ def main(argv=None) -> int:
     try:
         data = load_task(args.task, args.data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
                          max_cases=args.max_cases)
-        split, split_path = task_split(data, args.split_dir)
+        split, split_path = task_split(data, args.split_dir, scratch_dir=Path(args.runs_dir) / "splits")
     except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -48,6 +48,16 @@ def category_iou_bars(table_iv: pd.DataFrame, top: int = 4):
 
 
 @functools.lru_cache(maxsize=4)
+def default_results_dir(root) -> Path:
+    """The results a fresh clone can show: ``results/`` if a sweep wrote tables there, else the
+    committed real-data tables (``results/cpu_real``, then ``results/cpu_jsrt_sample``)."""
+    root = Path(root) / "results"
+    for d in (root, root / "cpu_real", root / "cpu_jsrt_sample"):
+        if any(d.glob("table_*.csv")):
+            return d
+    return root
+
+
 def _task_data(task: str, data_dir, max_cases: int, height: int, width: int):
     from gan_seg_aug.data.loaders import load_task
 
@@ -61,7 +71,10 @@ def _run_config(run_dir: Path) -> dict:
     for key in ("task", "profile", "height", "width", "unet_width_div"):
         if key not in cfg:
             raise ValueError(f"{run_dir / 'config.json'}: not a U-Net run config (no {key!r})")
-    return {**cfg, "dataset": rec.get("dataset"), "data_dir": rec.get("data_dir")}
+    # the data directory is recorded in summary.json (config.json is written before the data is known)
+    summary = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    return {**cfg, "dataset": rec.get("dataset") or summary.get("dataset"),
+            "data_dir": rec.get("data_dir") or summary.get("data_dir")}
 
 
 def load_unet(run_dir):
