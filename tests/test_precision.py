@@ -21,6 +21,8 @@ import pytest
 import tensorflow as tf
 
 from gan_seg_aug.training import precision
+
+import precision_probe as probe
 from gan_seg_aug.training.wgan_gp import WGANGP, make_optimizer
 from gan_seg_aug.nets.networks import build_critic, build_generator, build_unet
 from gan_seg_aug.training.unet_trainer import make_train_step
@@ -71,30 +73,30 @@ def test_doctests():
 
 
 def test_set_precision_sets_and_restores_the_global_policy():
-    before = precision.current_precision()
+    before = probe.current_precision()
     with precision.set_precision("mixed_bfloat16"):
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
         layer = keras.layers.Dense(2)
-    assert precision.current_precision() == before
+    assert probe.current_precision() == before
     assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
     handle = precision.set_precision("mixed_bfloat16")
     handle.restore()
     handle.restore()  # idempotent: a second restore must not clobber a later policy change
-    assert precision.current_precision() == before
+    assert probe.current_precision() == before
     with pytest.raises(ValueError, match="--precision.*mixed_float16"):
         precision.set_precision("mixed_float16")
 
 
 def test_mixed_bfloat16_keeps_variables_outputs_and_optimizer_state_float32():
     _, _, _, unet = _unet_step("mixed_bfloat16", make_optimizer())
-    report = precision.precision_report(unet)
+    report = probe.precision_report(unet)
     assert set(report["variables"]) == {"float32"}
     assert report["output"] == ["float32"]  # logits: models.py builds the last conv in float32
     assert report["compute"].get("bfloat16", 0) >= 10  # the convs really compute in bfloat16
     _, _, _, (g, d, d_opt) = _gan_iteration("mixed_bfloat16", make_optimizer)
-    assert precision.precision_report(g)["output"] == ["float32"]
-    assert precision.precision_report(d)["output"] == ["float32"]
-    assert precision.optimizer_state_dtypes(d_opt) == {"float32"}
+    assert probe.precision_report(g)["output"] == ["float32"]
+    assert probe.precision_report(d)["output"] == ["float32"]
+    assert probe.optimizer_state_dtypes(d_opt) == {"float32"}
 
 
 def test_unet_step_bf16_tracks_float32():

@@ -19,10 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def mask_levels(n_classes: int) -> np.ndarray:
-    return np.linspace(-1.0, 1.0, n_classes, dtype=np.float32)
-
-
 def encode_mask(labels, n_classes: int) -> np.ndarray:
     """Integer labels (any shape) -> float32 levels in [-1, 1]."""
     labels = np.asarray(labels)
@@ -36,20 +32,3 @@ def decode_mask(channel, n_classes: int) -> np.ndarray:
         return (x > 0).astype(np.uint8)
     k = np.floor((np.clip(x, -1.0, 1.0) + 1.0) * 0.5 * (n_classes - 1) + 0.5)
     return np.clip(k, 0, n_classes - 1).astype(np.uint8)
-
-
-def encode_mask_tf(labels, n_classes: int):
-    import tensorflow as tf
-
-    return -1.0 + 2.0 * tf.cast(labels, tf.float32) / float(n_classes - 1)
-
-
-def decode_mask_tf(channel, n_classes: int):
-    """TensorFlow twin of :func:`decode_mask` (same rule, usable inside tf.data / tf.function)."""
-    import tensorflow as tf
-
-    x = tf.cast(channel, tf.float32)
-    if n_classes == 2:
-        return tf.cast(x > 0, tf.uint8)
-    k = tf.floor((tf.clip_by_value(x, -1.0, 1.0) + 1.0) * 0.5 * (n_classes - 1) + 0.5)
-    return tf.cast(tf.clip_by_value(k, 0, n_classes - 1), tf.uint8)
