@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-GOAL_FRACTION_OF_F32_PEAK = 0.70  # issue 7: a WGAN-GP iteration at >= 70 % of the measured float32 peak
+GOAL_FRACTION_OF_F32_PEAK = 0.70  # goal: a WGAN-GP iteration at >= 70 % of the measured float32 peak
 
 
 def build_iteration(task: str, precision: str, *, profile: str = "paper", critic_norm: str = "batch", seed: int = 0):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Issue 7's three speed goals, measured together in ONE process and ONE run, ending with a goal table.
+"""The three speed goals, measured together in ONE process and ONE run, ending with a goal table.
 
 ``python benchmarks/bench_goals.py [--quick] [--rounds N] [--pipeline-batches N] [--out FILE]``
 
-Goals ("Done when" of issue 7), all on SCR Lung:
+The speed goals, all on SCR Lung:
 
 (a) a WGAN-GP iteration (``WGANGP.train_step``, thesis Algorithm 4, full-size Table 4.1 networks,
     batch 16) reaches >= 70 % of the float32 peak measured in the same round;
@@ -49,7 +49,7 @@ import bench_unet  # noqa: E402
 TASK = "scr_lung"
 PRECISIONS = ("float32", "mixed_bfloat16")
 BF16_GOAL = bench_unet.BF16_GOAL
-PIPELINE_GOAL = 5.0  # issue 7: the data pipeline >= 5x faster than the train step consumes
+PIPELINE_GOAL = 5.0  # goal: the data pipeline >= 5x faster than the train step consumes
 
 
 def build_unet_step(variant: str, size: dict):

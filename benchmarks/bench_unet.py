@@ -44,7 +44,7 @@ VARIANTS = {"float32": ("float32", False), "mixed_bfloat16": ("mixed_bfloat16", 
             "xla": ("float32", True), "xla_bf16": ("mixed_bfloat16", True)}
 DEFAULT_VARIANTS = ("float32", "mixed_bfloat16", "xla")
 TASKS = ("scr_lung", "cityscapes")
-BF16_GOAL = 2.0  # issue 7: bfloat16 >= 2x float32 throughput
+BF16_GOAL = 2.0  # goal: bfloat16 >= 2x float32 throughput
 
 
 def net_size(task: str, quick: bool, batch: int = 0) -> dict:

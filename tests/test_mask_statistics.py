@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gan_seg_aug.evaluation import mask_statistics as Q
+from gan_seg_aug.evaluation import mask_statistics as MS
 
 
 def rng(seed=0):
@@ -16,24 +16,24 @@ def _mask(rows):
 
 
 def test_connected_components_hand_drawn():
-    assert Q.connected_components(_mask(["....", "....", "...."])) == 0
-    assert Q.connected_components(_mask([".##.", ".###", "...."])) == 1
-    assert Q.connected_components(_mask(["##..", "....", "..##"])) == 2
+    assert MS.connected_components(_mask(["....", "....", "...."])) == 0
+    assert MS.connected_components(_mask([".##.", ".###", "...."])) == 1
+    assert MS.connected_components(_mask(["##..", "....", "..##"])) == 2
     # touching only at a corner: one component with 8-connectivity (4-connectivity would say 2)
-    assert Q.connected_components(_mask(["##..", "##..", "..##", "..##"])) == 1
-    assert Q.connected_components(np.array([[0, 2], [0, 0]])) == 1  # nonzero is foreground
+    assert MS.connected_components(_mask(["##..", "##..", "..##", "..##"])) == 1
+    assert MS.connected_components(np.array([[0, 2], [0, 0]])) == 1  # nonzero is foreground
 
 
 def test_connected_components_validation():
     with pytest.raises(ValueError, match=r"mask: expected a 2-D \[H, W\] array"):
-        Q.connected_components(np.zeros((2, 3, 3)))
+        MS.connected_components(np.zeros((2, 3, 3)))
 
 
 def test_mask_statistics_known_square_empty_and_full():
     masks = np.zeros((3, 8, 16), dtype=bool)
     masks[0, 2:4, 4:8] = True  # rows 2-3, cols 4-7: centre (3.0, 6.0) in pixel-centre units
     masks[2] = True
-    st = Q.mask_statistics(masks)
+    st = MS.mask_statistics(masks)
     assert st["area"].tolist() == [8 / 128, 0.0, 1.0]
     assert st["centroid_row"][0] == pytest.approx(3.0 / 8) and st["centroid_col"][0] == pytest.approx(6.0 / 16)
     assert np.isnan(st["centroid_row"][1]) and np.isnan(st["centroid_col"][1])
@@ -44,28 +44,28 @@ def test_mask_statistics_known_square_empty_and_full():
 def test_mask_statistics_two_blobs_and_validation():
     m = np.zeros((1, 4, 4), dtype=np.uint8)
     m[0, 0, 0] = m[0, 3, 3] = 1
-    st = Q.mask_statistics(m)
+    st = MS.mask_statistics(m)
     assert st["n_components"].tolist() == [2] and st["centroid_row"][0] == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"masks: expected a 3-D \[n, H, W\] array"):
-        Q.mask_statistics(np.zeros((4, 4)))
+        MS.mask_statistics(np.zeros((4, 4)))
 
 
 def test_wasserstein_1d():
     a = rng(32).normal(size=500)
-    assert Q.wasserstein_1d(a, a + 0.7) == pytest.approx(0.7)
-    assert Q.wasserstein_1d([0.0, 1.0, np.nan], [0.0, 1.0]) == 0.0
-    assert np.isnan(Q.wasserstein_1d([np.nan, np.nan], [1.0]))
+    assert MS.wasserstein_1d(a, a + 0.7) == pytest.approx(0.7)
+    assert MS.wasserstein_1d([0.0, 1.0, np.nan], [0.0, 1.0]) == 0.0
+    assert np.isnan(MS.wasserstein_1d([np.nan, np.nan], [1.0]))
 
 
 # ---------------------------------------------------------------- categories, Dice, mIoU
 
 def test_category_frequencies_and_distance():
     labels = np.array([[[0, 0], [1, 3]], [[0, 1], [1, 1]]])
-    freq = Q.category_frequencies(labels, 5)
+    freq = MS.category_frequencies(labels, 5)
     assert freq.tolist() == [3 / 8, 4 / 8, 0.0, 1 / 8, 0.0]
-    assert Q.frequency_distance(freq, freq) == 0.0
-    assert Q.frequency_distance([1.0, 0.0], [0.0, 1.0]) == 1.0
-    assert Q.frequency_distance([0.5, 0.5, 0.0], [0.5, 0.0, 0.5]) == pytest.approx(0.5)
+    assert MS.frequency_distance(freq, freq) == 0.0
+    assert MS.frequency_distance([1.0, 0.0], [0.0, 1.0]) == 1.0
+    assert MS.frequency_distance([0.5, 0.5, 0.0], [0.5, 0.0, 0.5]) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("labels, n, match", [
@@ -76,7 +76,7 @@ def test_category_frequencies_and_distance():
 ])
 def test_category_frequencies_validation(labels, n, match):
     with pytest.raises(ValueError, match=match):
-        Q.category_frequencies(labels, n)
+        MS.category_frequencies(labels, n)
 
 
 @pytest.mark.parametrize("p, q, match", [
@@ -86,7 +86,7 @@ def test_category_frequencies_validation(labels, n, match):
 ])
 def test_frequency_distance_validation(p, q, match):
     with pytest.raises(ValueError, match=match):
-        Q.frequency_distance(p, q)
+        MS.frequency_distance(p, q)
 
 
 def test_mask_agreement_uses_the_evaluations_metrics():

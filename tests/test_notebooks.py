@@ -1,4 +1,4 @@
-"""The two notebooks execute headless (nbclient), with and without artifacts (issue 6).
+"""The two notebooks execute headless (nbclient), with and without artifacts.
 
 With artifacts: the smoke sweep of test_tables.py (2 GANs, 4 U-Nets, all four tables); every
 figure the notebooks promise must have been written.  Without: they must say what to run first.

@@ -1,4 +1,4 @@
-"""Tables I-IV: the configurations, finding finished runs, pooling, the sweep runner (issue 6).
+"""Tables I-IV: the configurations, finding finished runs, pooling, the sweep runner.
 
 Unit tests fabricate run directories in tmp_path (test fixtures: their numbers are made up and
 never leave tmp_path).  The session fixture ``smoke_sweep`` runs the real experiment commands on

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_seg_aug.training import unet_trainer as T
+from gan_seg_aug.training import unet_trainer
 from gan_seg_aug.config import unet_config
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.nets.networks import build_unet
@@ -55,11 +55,11 @@ def test_loss_is_the_mean_softmax_cross_entropy_and_equals_sigmoid_ce_for_two_cl
     labels = rng.integers(0, 2, (2, 3, 4))
     p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
     expected = -np.log(np.take_along_axis(p, labels[..., None], -1)).mean()
-    assert float(T.pixel_cross_entropy(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(unet_trainer.pixel_cross_entropy(labels, logits)) == pytest.approx(expected, rel=1e-5)
     # Thesis §4.2.1 says "sigmoid"; with 2 classes it is the same number (sigmoid CE on b - a).
     z = logits[..., 1] - logits[..., 0]
     sigmoid_ce = np.mean(np.maximum(z, 0) - z * labels + np.log1p(np.exp(-np.abs(z))))
-    assert float(T.pixel_cross_entropy(labels, logits)) == pytest.approx(sigmoid_ce, rel=1e-5)
+    assert float(unet_trainer.pixel_cross_entropy(labels, logits)) == pytest.approx(sigmoid_ce, rel=1e-5)
 
 
 def test_train_step_reports_the_loss_before_the_update_and_moves_the_weights():
@@ -67,9 +67,9 @@ def test_train_step_reports_the_loss_before_the_update_and_moves_the_weights():
     model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
     opt = keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.9)
     images, labels = _discs(4, np.random.default_rng(2))
-    before = float(T.pixel_cross_entropy(labels, model(images)))
+    before = float(unet_trainer.pixel_cross_entropy(labels, model(images)))
     w0 = [w.copy() for w in model.get_weights()]
-    out = T.make_train_step(model, opt)(images, labels.astype(np.int32))
+    out = unet_trainer.make_train_step(model, opt)(images, labels.astype(np.int32))
     assert set(out) == {"loss"}
     assert float(out["loss"]) == pytest.approx(before, rel=1e-5)
     assert any(not np.array_equal(a, b) for a, b in zip(w0, model.get_weights()))
@@ -81,7 +81,7 @@ def test_xla_train_step_matches_the_graph_one():
     for jit in (False, True):
         keras.utils.set_random_seed(0)
         model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
-        step = T.make_train_step(model, keras.optimizers.SGD(0.1), jit_compile=jit)
+        step = unet_trainer.make_train_step(model, keras.optimizers.SGD(0.1), jit_compile=jit)
         runs.append((float(step(images, labels.astype(np.int32))["loss"]), model.get_weights()))
     assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-5)
     for a, b in zip(runs[0][1], runs[1][1]):
@@ -92,15 +92,15 @@ def test_validation_loss_weights_every_pixel_equally_across_a_short_last_batch()
     keras.utils.set_random_seed(0)
     model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
     images, labels = _discs(5, np.random.default_rng(3))
-    whole = float(T.pixel_cross_entropy(labels, model(images)))
-    assert T.make_validation_loss(model, images, labels, batch_size=2)() == pytest.approx(whole, rel=1e-5)
+    whole = float(unet_trainer.pixel_cross_entropy(labels, model(images)))
+    assert unet_trainer.make_validation_loss(model, images, labels, batch_size=2)() == pytest.approx(whole, rel=1e-5)
 
 
 def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="gan_seg_aug")
     data, fold = tiny
     cfg = _cfg()
-    s = T.train_unet(cfg, data, fold, tmp_path / "run")
+    s = unet_trainer.train_unet(cfg, data, fold, tmp_path / "run")
     assert s["stopped_by"] == "early_stopping"
     vals = [h["val_loss"] for h in s["history"]]
     assert s["best_val_loss"] == min(vals)
@@ -111,7 +111,7 @@ def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_pa
     model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
     model.load_weights(str(tmp_path / "run" / "best.weights.h5"))
     val_idx = data.indices(fold["val"])
-    again = T.make_validation_loss(model, data.images[val_idx], data.labels[val_idx], cfg.batch_size)()
+    again = unet_trainer.make_validation_loss(model, data.images[val_idx], data.labels[val_idx], cfg.batch_size)()
     assert again == pytest.approx(s["best_val_loss"], rel=1e-5)
     # Outputs: config with provenance, history CSV, done marker; checkpoints cleaned up.
     run = tmp_path / "run"
@@ -126,12 +126,12 @@ def test_train_unet_stops_by_the_rule_and_restores_the_best_weights(tiny, tmp_pa
 
 def test_max_iterations_cap_is_recorded(tiny, tmp_path):
     data, fold = tiny
-    s = T.train_unet(_cfg(min_iterations=100, max_iterations=5), data, fold, tmp_path / "run")
+    s = unet_trainer.train_unet(_cfg(min_iterations=100, max_iterations=5), data, fold, tmp_path / "run")
     assert (s["stopped_by"], s["iterations"]) == ("max_iterations", 5)
     assert [h["iteration"] for h in s["history"]] == [2, 4, 5]  # validated at the cap too
 
 
-_REAL_STEP = T.make_train_step
+_REAL_STEP = unet_trainer.make_train_step
 
 
 def _counting_step(calls, fail_after=None):
@@ -155,9 +155,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
     data, fold = tiny
     cfg, run = _cfg(min_iterations=10, patience=4), tmp_path / "run"
     first = []
-    monkeypatch.setattr(T, "make_train_step", _counting_step(first, fail_after=5))
+    monkeypatch.setattr(unet_trainer, "make_train_step", _counting_step(first, fail_after=5))
     with pytest.raises(Interrupted):
-        T.train_unet(cfg, data, fold, run)
+        unet_trainer.train_unet(cfg, data, fold, run)
     assert len(first) == 5
     pointer = json.loads((run / "checkpoint.json").read_text())
     assert pointer["iteration"] == 4  # the last validation before the interruption
@@ -165,9 +165,9 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
     assert saved["early_stopping"]["last_iteration"] == 4 and len(saved["history"]) == 2
 
     second = []
-    monkeypatch.setattr(T, "make_train_step", _counting_step(second))
+    monkeypatch.setattr(unet_trainer, "make_train_step", _counting_step(second))
     caplog.set_level(logging.INFO, logger="gan_seg_aug")
-    s = T.train_unet(cfg, data, fold, run)
+    s = unet_trainer.train_unet(cfg, data, fold, run)
     assert any("resuming from the checkpoint at iteration 4" in line for line in caplog.messages)
     assert s["resumed_from"] == 4
     assert len(second) == s["iterations"] - 4  # continued, not restarted
@@ -181,38 +181,38 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
 def test_finished_run_is_reused_and_other_settings_are_refused(tiny, tmp_path, monkeypatch):
     data, fold = tiny
     run = tmp_path / "run"
-    s = T.train_unet(_cfg(max_iterations=4), data, fold, run)
+    s = unet_trainer.train_unet(_cfg(max_iterations=4), data, fold, run)
     calls = []
-    monkeypatch.setattr(T, "make_train_step", _counting_step(calls, fail_after=0))
-    again = T.train_unet(_cfg(max_iterations=4), data, fold, run)
+    monkeypatch.setattr(unet_trainer, "make_train_step", _counting_step(calls, fail_after=0))
+    again = unet_trainer.train_unet(_cfg(max_iterations=4), data, fold, run)
     assert again["iterations"] == s["iterations"] and again["best_val_loss"] == s["best_val_loss"]
     with pytest.raises(ValueError, match="other settings.*patience"):
-        T.train_unet(_cfg(max_iterations=4, patience=9), data, fold, run)
+        unet_trainer.train_unet(_cfg(max_iterations=4, patience=9), data, fold, run)
 
 
 def test_bad_inputs_are_reported(tiny, tmp_path):
     data, fold = tiny
     with pytest.raises(ValueError, match="sampler"):
-        T.train_unet(unet_config("scr_lung", "smoke", "2-2", height=SIZE, width=SIZE), data, fold, tmp_path)
+        unet_trainer.train_unet(unet_config("scr_lung", "smoke", "2-2", height=SIZE, width=SIZE), data, fold, tmp_path)
     with pytest.raises(ValueError, match="augment"):
-        T.train_unet(_cfg(augment=True), data, fold, tmp_path)
+        unet_trainer.train_unet(_cfg(augment=True), data, fold, tmp_path)
     with pytest.raises(ValueError, match="validation set"):
-        T.train_unet(_cfg(), data, {**fold, "val": []}, tmp_path)
+        unet_trainer.train_unet(_cfg(), data, {**fold, "val": []}, tmp_path)
     with pytest.raises(ValueError, match="no 'val'"):
-        T.train_unet(_cfg(), data, {"train": fold["train"]}, tmp_path)
+        unet_trainer.train_unet(_cfg(), data, {"train": fold["train"]}, tmp_path)
 
 
 def test_mixed_bfloat16_precision_trains_with_float32_loss_and_restores_the_policy(tiny, tmp_path):
     data, fold = tiny
     before = keras.config.dtype_policy().name
-    s = T.train_unet(_cfg(max_iterations=2, precision="mixed_bfloat16"), data, fold, tmp_path / "run")
+    s = unet_trainer.train_unet(_cfg(max_iterations=2, precision="mixed_bfloat16"), data, fold, tmp_path / "run")
     assert keras.config.dtype_policy().name == before
     assert s["iterations"] == 2 and all(np.isfinite([h["val_loss"] for h in s["history"]]))
-    with T.set_precision("mixed_bfloat16"):
+    with unet_trainer.set_precision("mixed_bfloat16"):
         model = build_unet("scr_lung", height=SIZE, width=SIZE, width_div=64)
     assert model.get_layer("unet_enc1_conv1").compute_dtype == "bfloat16"
     images, labels = _discs(2, np.random.default_rng(4))
-    out = T.make_train_step(model, keras.optimizers.Adam(1e-4))(images, labels.astype(np.int32))
+    out = unet_trainer.make_train_step(model, keras.optimizers.Adam(1e-4))(images, labels.astype(np.int32))
     assert out["loss"].dtype == tf.float32 and np.isfinite(float(out["loss"]))
 
 
@@ -228,7 +228,7 @@ def test_mixed_minibatches_with_a_generator_and_augmentation_train(tiny, tmp_pat
     aug = AUG_PRESETS["scr_lung"].scaled(SIZE / 256)
     cfg = unet_config("scr_lung", "smoke", "2-2", augment=True, height=SIZE, width=SIZE, unet_width_div=64,
                       min_iterations=10, patience=4, val_every=2, max_iterations=2)
-    s = T.train_unet(cfg, data, fold, tmp_path / "run", sampler=sampler, aug=aug)
+    s = unet_trainer.train_unet(cfg, data, fold, tmp_path / "run", sampler=sampler, aug=aug)
     assert (s["iterations"], s["stopped_by"], s["network_id"]) == (2, "max_iterations", "2-2-Aug")
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["aug"]["translate_std"] == pytest.approx(10 * SIZE / 256)

@@ -1,4 +1,4 @@
-"""Write a finished pair GAN's samples to disk as ordinary files (issue "your own data", item 3).
+"""Write a finished pair GAN's samples to disk as ordinary files.
 
 ``sample_to_disk`` draws ``n`` pairs from a run's generator (thesis Table 4.1: ``z ~ N(0, 1)``;
 §4.1: image channels, then the mask channel) and writes either

@@ -1,4 +1,4 @@
-"""``--precision float32|mixed_bfloat16`` for GAN and U-Net training (issue 7).
+"""``--precision float32|mixed_bfloat16`` for GAN and U-Net training.
 
 The thesis trained in float32 on a Tesla K80 (§4.2 / chapter 5); bfloat16 is an implementation
 speed-up only and must not change the algorithm.  Under Keras' ``mixed_bfloat16`` policy the
