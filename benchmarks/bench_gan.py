@@ -2,7 +2,7 @@
 """How fast is one WGAN-GP iteration, float32 vs mixed_bfloat16, and how close to this machine's peak?
 
 ``python benchmarks/bench_gan.py [--task scr_lung|cityscapes] [--quick | --profile paper|cpu|smoke]
-[--precision float32,mixed_bfloat16] [--critic-norm batch|layer|none] [--rounds N] [--warmup N]
+[--precision float32,mixed_bfloat16] [--critic-norm NORM] [--rounds N] [--warmup N]
 [--out results/bench/gan.json]``
 
 Times ``WGANGP.train_step(real_batches)`` -- ONE full iteration of thesis Algorithm 4 (5 critic
@@ -39,7 +39,11 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 GOAL_FRACTION_OF_F32_PEAK = 0.70  # goal: a WGAN-GP iteration at >= 70 % of the measured float32 peak
 
 
-def build_iteration(task: str, precision: str, *, profile: str = "paper", critic_norm: str = "batch", seed: int = 0):
+from gan_seg_aug.config import CRITIC_NORMS, GANConfig  # noqa: E402  (no TensorFlow)
+
+
+def build_iteration(task: str, precision: str, *, profile: str = "paper", critic_norm: str | None = None,
+                    seed: int = 0):
     """``(iteration, record)``: a call running one ``WGANGP.train_step`` on fixed real minibatches,
     and what it computes (size, parameters, analytic GFLOP per iteration, first-call seconds)."""
     import keras
@@ -52,7 +56,7 @@ def build_iteration(task: str, precision: str, *, profile: str = "paper", critic
     from gan_seg_aug.training.wgan_gp import WGANGP, make_optimizer
     from gan_seg_aug.training.gan_trainer import build_networks
 
-    cfg = gan_config(task, profile, critic_norm=critic_norm, precision=precision)
+    cfg = gan_config(task, profile, precision=precision, **({"critic_norm": critic_norm} if critic_norm else {}))
     keras.utils.set_random_seed(seed)
     g, d = build_networks(cfg)
     model = WGANGP(g, d, latent_dim=cfg.latent_dim, gp_lambda=cfg.gp_lambda, n_critic=cfg.n_critic)
@@ -121,7 +125,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="same as --profile cpu")
     p.add_argument("--precision", default=",".join(PRECISIONS), help="comma-separated subset of %(default)s, "
                                                                      "interleaved in one process")
-    p.add_argument("--critic-norm", choices=("batch", "layer", "none"), default="batch")
+    p.add_argument("--critic-norm", choices=CRITIC_NORMS, default=GANConfig.critic_norm,
+                   help="critic normalisation (default: the project's, %(default)s)")
     p.add_argument("--rounds", type=int, default=0, help="interleaved rounds (default 3 full size, 6 otherwise)")
     p.add_argument("--warmup", type=int, default=-1, help="untimed iterations after the first call "
                                                           "(default 0 full size, 2 otherwise)")
