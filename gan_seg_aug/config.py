@@ -1,4 +1,4 @@
-"""Frozen configuration: tasks, run profiles, GAN and U-Net settings.
+"""Frozen configuration: run profiles, GAN and U-Net settings (the tasks' facts: :mod:`gan_seg_aug.tasks`).
 
 Every default cites the section of the thesis (Neff 2018, ``003_…``) or the paper (``000_…``)
 it comes from.  A profile (``paper`` / ``cpu`` / ``smoke``) only changes *how much* is run and at
@@ -19,7 +19,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-TASKS = ("scr_lung", "cityscapes")
+# The tasks' facts live in gan_seg_aug/tasks.py; imported here too, where every module has always found them.
+from gan_seg_aug.tasks import (CITYSCAPES, CITYSCAPES_CATEGORIES, FAMILY_MIN_SIDE, SCR_LUNG, TASKS,  # noqa: F401
+                               TaskSpec, family_sides, family_spec, normalise_task, task_fields, task_name,
+                               task_spec)
+
 PROFILES = ("paper", "cpu", "smoke")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multiworker")  # --strategy (distribute.make_strategy)
@@ -31,40 +35,6 @@ CRITIC_NORMS = ("batch", "batch-joint", "batch-realfake", "layer", "none")
 # How the generator's BN normalises when sampling pairs for U-Net training: "moving" (Keras inference mode,
 # moving averages) or "batch" (statistics of the generated minibatch, as the authors' code does).
 SAMPLING_BN = ("moving", "batch")
-
-CITYSCAPES_CATEGORIES = ("void", "flat", "construction", "object", "nature", "sky", "human", "vehicle")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """Fixed facts of a task (paper §V-A, §V-B; thesis Tables 4.1-4.4)."""
-
-    name: str
-    height: int  # training resolution of the paper profile
-    width: int
-    image_channels: int
-    n_classes: int
-    class_names: tuple[str, ...]
-    gan_batch: int  # Table 4.1: 16 (SCR), Table 4.3: 8 (Cityscapes)
-    unet_batch: int  # paper Tables II / IV: 16 / 8 pairs per minibatch
-
-    @property
-    def pair_channels(self) -> int:
-        """Image channels plus the one mask channel (thesis §4.1)."""
-        return self.image_channels + 1
-
-
-SCR_LUNG = TaskSpec("scr_lung", 256, 256, 1, 2, ("background", "left_lung"), 16, 16)
-# Thesis §5.2.2: "[256 x 128 x 3]" is W x H x C, i.e. 128 rows and 256 columns.
-CITYSCAPES = TaskSpec("cityscapes", 128, 256, 3, 8, CITYSCAPES_CATEGORIES, 8, 8)
-_TASK_SPECS = {"scr_lung": SCR_LUNG, "cityscapes": CITYSCAPES}
-
-
-def task_spec(task: str) -> TaskSpec:
-    if task not in _TASK_SPECS:
-        raise ValueError(f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
-    return _TASK_SPECS[task]
-
 
 @dataclass(frozen=True)
 class NetScale:
@@ -149,11 +119,24 @@ def get_profile(name: str) -> Profile:
     return PROFILE_TABLE[name]
 
 
+def net_scale(task, profile: str) -> NetScale:
+    """The networks' size for ``task`` at ``profile``: the profile's row of the task's family (so exactly the
+    table above for the paper tasks).  A task of that family at another side (own data, ``--side``) keeps the
+    row's side ratio to the paper profile and its width divisors, never below the family's smallest network.
+    """
+    spec, row = task_spec(task), get_profile(profile).scale[task_spec(task).family]
+    reference = family_spec(task)
+    if (spec.height, spec.width) == (reference.height, reference.width):
+        return row
+    height = max(FAMILY_MIN_SIDE[spec.family], row.height * spec.height // reference.height)
+    return dataclasses.replace(row, height=height, width=height * spec.width // spec.height)
+
+
 @dataclass(frozen=True)
 class GANConfig:
     """WGAN-GP settings (thesis §4.2, Tables 4.1 / 4.3; Gulrajani et al. defaults)."""
 
-    task: str
+    task: str | TaskSpec  # a paper task's name, or the spec of any other (recorded in full in config.json)
     profile: str
     height: int
     width: int
@@ -177,7 +160,7 @@ class GANConfig:
     jit_compile: bool = False
 
     def __post_init__(self):
-        task_spec(self.task)
+        object.__setattr__(self, "task", normalise_task(self.task))  # a recorded spec is a TaskSpec again
         if self.critic_norm not in CRITIC_NORMS:
             raise ValueError(f"unknown critic norm {self.critic_norm!r}: expected one of {CRITIC_NORMS}")
         if self.precision not in PRECISIONS:
@@ -188,7 +171,7 @@ class GANConfig:
 class UNetConfig:
     """Segmentation-network settings (thesis §4.2, Tables 4.2 / 4.4; paper Tables II / IV)."""
 
-    task: str
+    task: str | TaskSpec  # as GANConfig.task
     profile: str
     height: int
     width: int
@@ -212,7 +195,7 @@ class UNetConfig:
     jit_compile: bool = False  # XLA for the update step: off by measurement (docs/decisions.md §9)
 
     def __post_init__(self):
-        task_spec(self.task)
+        object.__setattr__(self, "task", normalise_task(self.task))
         if self.sampling_bn not in SAMPLING_BN:
             raise ValueError(f"unknown --sampling-bn {self.sampling_bn!r}: expected one of {', '.join(SAMPLING_BN)}")
         if self.n_real < 0 or self.n_generated < 0 or self.n_real + self.n_generated == 0:
@@ -231,10 +214,9 @@ class UNetConfig:
 
 
 def gan_config(task: str, profile: str = "paper", **overrides) -> GANConfig:
-    spec, prof = task_spec(task), get_profile(profile)
-    s = prof.scale[task]
+    spec, prof, s = task_spec(task), get_profile(profile), net_scale(task, profile)
     base = dict(
-        task=task, profile=profile, height=s.height, width=s.width, gan_width_div=s.gan_width_div,
+        task=normalise_task(task), profile=profile, height=s.height, width=s.width, gan_width_div=s.gan_width_div,
         iterations=prof.gan_iterations, batch_size=spec.gan_batch,
         sample_every=prof.gan_sample_every, checkpoint_every=prof.gan_checkpoint_every,
     )
@@ -242,7 +224,7 @@ def gan_config(task: str, profile: str = "paper", **overrides) -> GANConfig:
     return GANConfig(**base)
 
 
-VALID_MIXES = {"scr_lung": ("16-0", "8-8", "0-16"), "cityscapes": ("8-0", "4-4", "0-8")}
+VALID_MIXES = {name: task_spec(name).valid_mixes for name in TASKS}
 
 
 def parse_mix(mix: str, task: str | None = None) -> tuple[int, int]:
@@ -263,12 +245,10 @@ def parse_mix(mix: str, task: str | None = None) -> tuple[int, int]:
 
 def unet_config(task: str, profile: str = "paper", mix: str | None = None, augment: bool = False,
                 **overrides) -> UNetConfig:
-    task_spec(task)  # a clear error for an unknown task before it is used as a key below
-    prof = get_profile(profile)
-    s = prof.scale[task]
-    r, g = parse_mix(mix or VALID_MIXES[task][1])
+    prof, s = get_profile(profile), net_scale(task, profile)
+    r, g = parse_mix(mix or task_spec(task).default_mix)
     base = dict(
-        task=task, profile=profile, height=s.height, width=s.width, unet_width_div=s.unet_width_div,
+        task=normalise_task(task), profile=profile, height=s.height, width=s.width, unet_width_div=s.unet_width_div,
         n_real=r, n_generated=g, augment=augment,
         min_iterations=prof.unet_min_iterations, patience=prof.unet_patience,
         val_every=prof.unet_val_every, max_iterations=prof.unet_max_iterations,

@@ -29,9 +29,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything one experiment run depends on.  Defaults are the paper's (thesis §4.2, §5.1.2)."""
+    """Everything one experiment run depends on.  Defaults are the paper's (thesis §4.2, §5.1.2).
 
-    task: str
+    ``task``: "scr_lung" | "cityscapes", or the TaskSpec of the user's own folder (``data.folder.describe``),
+    whose images are in ``data_dir`` and masks in ``masks_dir``.
+    """
+
+    task: object
     fold: int = 1
     mix: str | None = None  # "R-G"; None = the task's paper default (8-8 / 4-4)
     aug: AugParams | None = None  # at the paper's resolution; None = no standard augmentation
@@ -41,7 +45,8 @@ class RunSettings:
     critic_norm: str = C.GANConfig.critic_norm
     sampling_bn: str = C.UNetConfig.sampling_bn
     quality: bool = True  # GAN quality report (needs the fold's real-pairs-only reference U-Net)
-    data_dir: str | None = None  # None = the embedded synthetic dataset
+    data_dir: str | None = None  # None = the embedded synthetic dataset; own data: the images folder
+    masks_dir: str | None = None  # own data only: the masks folder
     allow_partial: bool = False
     cache_dir: str | None = None
     runs_dir: str = str(layout.default_runs_dir())
@@ -52,15 +57,18 @@ class RunSettings:
     jit_compile_gan: bool = False
 
     def __post_init__(self):
-        C.task_spec(self.task)
+        object.__setattr__(self, "task", C.normalise_task(self.task))
         if self.mix is None:
-            object.__setattr__(self, "mix", C.VALID_MIXES[self.task][1])
+            object.__setattr__(self, "mix", C.task_spec(self.task).default_mix)
         C.parse_mix(self.mix, self.task)
 
     @property
     def data_context(self) -> dict:
         """Where the data came from, recorded with every GAN (the quality command reads it back)."""
-        return {"data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None, "fold": self.fold}
+        where = {"data_dir": str(Path(self.data_dir).resolve()) if self.data_dir else None, "fold": self.fold}
+        if self.masks_dir:  # own data only, so the paper tasks' records stay as they were
+            where["masks_dir"] = str(Path(self.masks_dir).resolve())
+        return where
 
 
 def gpu_available() -> bool:
@@ -89,8 +97,8 @@ def load_fold(s: RunSettings, profile: str):
     from gan_seg_aug.data.loaders import load_task, task_split
     from gan_seg_aug.data.splits import fold_of
 
-    data = load_task(s.task, s.data_dir, allow_partial=s.allow_partial, cache_dir=s.cache_dir,
-                     max_cases=C.get_profile(profile).max_cases)
+    data = load_task(s.task, s.data_dir, masks_dir=s.masks_dir, allow_partial=s.allow_partial,
+                     cache_dir=s.cache_dir, max_cases=C.get_profile(profile).max_cases)
     split, split_path = task_split(data, scratch_dir=Path(s.runs_dir) / "splits")
     return data, fold_of(split, s.fold), split_path
 
@@ -111,7 +119,8 @@ def run(s: RunSettings, strategy=None) -> dict:
     # named from the paper-resolution setting, before rescaling
     name = layout.unet_run_name(s.task, n_real, n_gen, s.aug, critic_norm=s.critic_norm,
                                 sampling_bn=cfg.sampling_bn, seed=s.seed)
-    aug = s.aug.scaled(cfg.height / C.task_spec(s.task).height) if s.aug is not None else None
+    # --aug / --*-std pixels are at the paper resolution of the task's family (256² / 128x256, own data too)
+    aug = s.aug.scaled(cfg.height / C.family_spec(s.task).height) if s.aug is not None else None
 
     data, fold, split_path = load_fold(s, profile)
     fdir = layout.fold_dir(s.runs_dir, s.task, profile, data.source, s.fold)
@@ -143,6 +152,8 @@ def run(s: RunSettings, strategy=None) -> dict:
         summary["git_commit_at_finish"] = summary["git_commit"]
         summary["git_commit"] = commit_at_start
     summary["data_dir"] = s.data_context["data_dir"]
+    if s.masks_dir:
+        summary["masks_dir"] = s.data_context["masks_dir"]
     summary["allow_partial"] = bool(s.allow_partial)
     summary["split_file"] = split_path.name
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
@@ -163,16 +174,30 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
     out = Path(out) if out else layout.gan_dir(s.runs_dir, s.task, profile, data.source, s.fold, gcfg.critic_norm,
                                                gcfg.seed, gcfg.precision)
     reporter = None
-    if s.quality and strategy_is_local(strategy):
+    if s.quality and strategy_is_local(strategy) and _enough_for_quality(fold):
         from gan_seg_aug.reporting.gan_report import Reporter
 
         reference = ensure_reference_unet(s, profile, out.parent)
-        reporter = Reporter(out, {**C.to_dict(gcfg), "dataset": data.source}, data, fold, reference_dir=reference)
+        # "task" as the library passes it (a name, or own data's TaskSpec), not its JSON record
+        reporter = Reporter(out, {**C.to_dict(gcfg), "task": gcfg.task, "dataset": data.source}, data, fold,
+                            reference_dir=reference)
     train_gan(gcfg, data, fold["train"], out, resume=resume, strategy=strategy, reporter=reporter,
               context=s.data_context)
     if reporter is not None:
         final_quality_report(reporter, out, s.sampling_bn)
     return out
+
+
+def _enough_for_quality(fold) -> bool:
+    """The report's precision / recall of real validation pairs needs k + 1 of them (a small own-data folder
+    may have fewer: ~12 % of its cases are validation cases, paper §V-A); without, the run goes on unreported."""
+    from gan_seg_aug.evaluation.gan_quality import QualitySettings
+
+    if len(fold["val"]) > QualitySettings.k:
+        return True
+    log.warning(f"[quality] no GAN quality report: the fold has {len(fold['val'])} validation cases, the report "
+                f"needs at least {QualitySettings.k + 1} (give the folder 29 or more image+mask pairs)")
+    return False
 
 
 def _generator_for(s: RunSettings, profile, data, fold, fdir, cfg, strategy=None):

@@ -23,8 +23,11 @@ def default_runs_dir() -> Path:
     return REPO_ROOT / "runs"
 
 
-def fold_dir(runs_dir, task: str, profile: str, dataset: str, fold: int) -> Path:
-    return Path(runs_dir) / task / profile / dataset / f"fold{fold}"
+def fold_dir(runs_dir, task, profile: str, dataset: str, fold: int) -> Path:
+    """``task``: a paper task's name or any other task's TaskSpec (its directory is its name)."""
+    from gan_seg_aug.tasks import task_name
+
+    return Path(runs_dir) / task_name(task) / profile / dataset / f"fold{fold}"
 
 
 def gan_dir_name(critic_norm: str, seed: int = 0, precision: str = "float32") -> str:
@@ -41,7 +44,7 @@ def gan_dir_name(critic_norm: str, seed: int = 0, precision: str = "float32") ->
     return name
 
 
-def unet_run_name(task: str, n_real: int, n_generated: int, aug=None, *, critic_norm: str | None = None,
+def unet_run_name(task, n_real: int, n_generated: int, aug=None, *, critic_norm: str | None = None,
                   sampling_bn: str | None = None, seed: int = 0) -> str:
     """A U-Net run's directory name, from every setting that changes its result.
 
@@ -55,12 +58,13 @@ def unet_run_name(task: str, n_real: int, n_generated: int, aug=None, *, critic_
     '8-8-aug_sh0_sc0.05_tr0_el0_flip0_critic-layer_bn-moving'
     """
     from gan_seg_aug.augment.settings import aug_name, is_preset
+    from gan_seg_aug.tasks import task_spec
 
     mix = f"{n_real}-{n_generated}"
     if aug is None:
         name = f"{mix}-NoAug"
-    else:
-        name = f"{mix}-Aug" if is_preset(aug, task) else f"{mix}-{aug_name(aug)}"
+    else:  # --aug is the preset of the task's family (own data: of the paper task whose networks it uses)
+        name = f"{mix}-Aug" if is_preset(aug, task_spec(task).family) else f"{mix}-{aug_name(aug)}"
     if n_generated > 0 and critic_norm is not None:
         name += f"_critic-{critic_norm}_bn-{sampling_bn}"
     if seed:

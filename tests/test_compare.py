@@ -63,10 +63,13 @@ def test_verdict_never_says_reproduced_outside_the_paper_setting():
 
 
 def test_tolerances():
-    dice, hd, miou = C.METRICS["II"][0], C.METRICS["II"][2], C.METRICS["IV"][0]
+    dice, hd, hd_as_assd, miou = C.METRICS["II"][0], C.METRICS["II"][2], C.METRICS["II"][3], C.METRICS["IV"][0]
     assert C.tolerance(dice, {"dice_std": 0.0147}) == 0.0147
     assert C.tolerance(dice, {"dice_std": 0.001}) == 0.005  # 0.5 points at least
-    assert C.tolerance(hd, {"hausdorff_mm_std": 0.3131}) == 0.3131
+    # The paper's Hausdorff is judged only against the definition that fits its magnitude (docs/hausdorff.md).
+    assert hd.our_column == "hausdorff_mm_mean" and hd_as_assd.our_column == "assd_mm_mean"
+    assert C.tolerance(hd, {"hausdorff_mm_std": 0.3131}) is None
+    assert C.tolerance(hd_as_assd, {"hausdorff_mm_std": 0.3131}) == 0.3131
     assert C.tolerance(miou, {}) == 0.02
     assert C.tolerance(C.METRICS["II"][1], {"dice_std": 0.01}) is None
 
@@ -85,6 +88,32 @@ def fabricated_results(tmp_path, profile="paper", dataset="real", shift=0.0):
     t4.loc[0, "miou8"] += 0.05
     t4.to_csv(out / "table_IV.csv", index=False)
     return out
+
+
+def test_hausdorff_is_judged_only_against_the_definition_that_fits(tmp_path, monkeypatch):
+    """Our maximum boundary distance is shown but never judged against the paper's 'Hausdorff';
+    our ASSD (the definition whose magnitude fits, docs/hausdorff.md) is; with no fitting
+    definition nothing is judged."""
+    assert C.HD_FIT == "assd_mm"
+    out = tmp_path / "results"
+    out.mkdir()
+    t2 = paper("II").iloc[:2].assign(status="ok", profile="paper", dataset="real", n_test=247, folds="1;2;3")
+    t2["hausdorff_mm_mean"] = [15.0, 16.0]  # a real maximum: ~12x the paper's value
+    t2["assd_mm_mean"] = [1.25, 1.9]  # 16-0-Aug within 0.31 mm of 1.2057, 16-0-NoAug not
+    t2.to_csv(out / "table_II.csv", index=False)
+    c = C.compare_results(out)["II"].set_index(["row_id", "metric"])
+    differs = "not judged (definition differs: the paper's magnitude fits assd_mm, docs/hausdorff.md)"
+    assert c.loc[("16-0-Aug", "HD mean mm"), "verdict"] == differs
+    assert c.loc[("16-0-Aug", "HD mean mm"), "ours"] == 15.0  # shown, not hidden
+    assert c.loc[("16-0-Aug", "HD mean mm vs our ASSD"), "verdict"] == "reproduced"
+    assert c.loc[("16-0-Aug", "HD mean mm vs our ASSD"), "paper"] == 1.2057
+    assert c.loc[("16-0-NoAug", "HD mean mm vs our ASSD"), "verdict"] == "differs"
+    assert c.loc[("16-0-Aug", "HD std mm"), "verdict"] == "not judged (spread)"
+    monkeypatch.setattr(C, "HD_FIT", None)
+    c = C.compare_results(out)["II"].set_index(["row_id", "metric"])
+    for row in ("16-0-Aug", "16-0-NoAug"):
+        for metric in ("HD mean mm", "HD mean mm vs our ASSD"):
+            assert c.loc[(row, metric), "verdict"] == "not judged (definition unknown)"
 
 
 def test_compare_rows_and_verdicts(tmp_path):

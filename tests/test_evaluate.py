@@ -105,6 +105,36 @@ def test_boundary_and_set_hausdorff_differ_for_a_deep_slit():
     assert ours > 9  # the slit's bottom is ~10 px from a's boundary
 
 
+# ----------------------------------------------------------------------------- candidate readings (docs/hausdorff.md)
+def test_distance_candidates_extend_surface_metrics_without_changing_them():
+    a, b = disc((200, 240), 100, 110, 50), disc((200, 240), 104, 118, 47, 55)
+    spacing = (0.35, 0.35)
+    c = M.distance_candidates(a, b, spacing)
+    assert {k: c[k] for k in ("hausdorff", "hd95", "assd")} == M.surface_metrics(a, b, spacing)
+    assert c["mean_directed"] <= c["modified_hausdorff"] <= c["hausdorff"]
+    d_p, d_g = M.boundary_distances(a, b, spacing)
+    assert c["mean_directed"] == pytest.approx((d_p.mean() + d_g.mean()) / 2)
+    assert c["modified_hausdorff"] == pytest.approx(max(d_p.mean(), d_g.mean()))
+    # Equal contour lengths (a translated copy): pooling and averaging the two means agree exactly.
+    t = M.distance_candidates(a, np.roll(a, (3, 5), axis=(0, 1)), spacing)
+    assert t["assd"] == pytest.approx(t["mean_directed"], rel=1e-12)
+    z = np.zeros_like(a)
+    assert set(M.distance_candidates(z, z).values()) == {0.0}
+    assert all(math.isinf(v) for v in M.distance_candidates(a, z).values())
+
+
+def test_hausdorff_in_pixels_at_256_and_block_majority():
+    gt = disc((1024, 1024), 500, 480, 300)
+    shifted = np.roll(gt, 8, axis=1)  # 8 native px = 2 px at 256 (a whole number of 4x4 blocks)
+    assert M.hausdorff_px_at(shifted, gt, 256) == pytest.approx(2.0)
+    assert M.hausdorff_px_at(gt, gt, 256) == 0.0
+    small = M.block_majority(gt, 256)
+    assert small.shape == (256, 256)
+    assert np.array_equal(small, cv2.resize(gt.astype(np.float32), (256, 256), interpolation=cv2.INTER_AREA) >= 0.5)
+    with pytest.raises(ValueError, match="multiple of 256"):
+        M.block_majority(np.zeros((1000, 1000)), 256)
+
+
 # ----------------------------------------------------------------------------- post-processing
 def test_largest_component_keeps_the_biggest_blob_and_uses_8_connectivity():
     m = disc((40, 40), 12, 12, 8) | disc((40, 40), 32, 32, 4)
@@ -202,12 +232,16 @@ def test_evaluate_scr_upsamples_keeps_the_largest_component_and_measures_in_mm()
     data = TaskData("scr_lung", "synthetic", ["a", "b", "c"], np.stack(images).astype(np.float32), labels,
                     np.full((n, 2), 0.35), lambda i: gts[i].astype(np.uint8))
     df = E.evaluate_scr(_threshold_model((32, 32, 1), 2), data, ["c", "a"], batch_size=2)
-    assert list(df.columns[:5]) == ["case_id", "dice", "hausdorff_mm", "hd95_mm", "assd_mm"]
+    assert list(df.columns) == ["case_id", "dice", "hausdorff_mm", "hd95_mm", "assd_mm", "pred_pixels", "gt_pixels",
+                                "mean_directed_mm", "modified_hd_mm", "hd_px256"]
+    assert df.hd_px256.isna().all()  # 128² ground truth: no 256² reading
+    assert (df.mean_directed_mm <= df.modified_hd_mm).all() and (df.modified_hd_mm <= df.hausdorff_mm).all()
     assert list(df.case_id) == ["c", "a"]
     assert (df.dice > 0.95).all()  # a radius of 7.5 low-res pixels loses a little at the rim
     assert (df.hausdorff_mm < 2 * 0.35 * 4).all()  # within 2 low-res pixels, not the ~20 mm stray blob
     s = E.summarise_scr(df)
     assert s["n"] == 2 and s["dice_std"] == pytest.approx(df.dice.std(ddof=1))
+    assert s["mean_directed_mm_mean"] == pytest.approx(df.mean_directed_mm.mean()) and math.isnan(s["hd_px256_mean"])
     with pytest.raises(ValueError, match="cityscapes"):
         E.evaluate_scr(_threshold_model((32, 32, 1), 2), _city_data()[0], ["x0"])
 
@@ -246,8 +280,43 @@ def test_evaluate_cityscapes_accumulates_one_confusion_matrix():
     assert report["miou8"] > 0.9 and report["pixel_accuracy"] > 0.95
     assert {"miou7", "miou8_no_human_object", "miou7_no_human_object", "iou_per_category"} <= set(report)
     assert "iou_sky" in df.columns
+    # Per-image confusion counts (for the mIoU bootstrap) add up to the test-set matrix.
+    conf = df[E.confusion_columns()].to_numpy().sum(0).reshape(8, 8)
+    assert np.array_equal(conf, np.asarray(report["confusion_matrix"]))
     with pytest.raises(ValueError, match=r"model expects"):
         predict_probabilities(_threshold_model((16, 16, 3), 8), data.images)
+
+
+def test_evaluate_scr_adds_the_256_reading_at_1024_and_keeps_the_original_columns():
+    native, small = (1024, 1024), (64, 64)
+    gt = disc(native, 500, 470, 300)
+    low = cv2.resize(gt.astype(np.float32), small[::-1], interpolation=cv2.INTER_AREA)
+    data = TaskData("scr_lung", "synthetic", ["a"], ((low * 2 - 1)[..., None])[None].astype(np.float32),
+                    (low[None] >= 0.5).astype(np.uint8), np.full((1, 2), 0.35), lambda i: gt.astype(np.uint8))
+    df = E.evaluate_scr(_threshold_model((64, 64, 1), 2), data, ["a"])
+    pred = M.largest_component(upsample_labels(predict_probabilities(_threshold_model((64, 64, 1), 2),
+                                                                     data.images)[0], native) == 1)
+    m = M.surface_metrics(pred, gt, (0.35, 0.35))
+    assert df.loc[0, ["hausdorff_mm", "hd95_mm", "assd_mm"]].tolist() == [m["hausdorff"], m["hd95"], m["assd"]]
+    assert df.loc[0, "hd_px256"] == M.hausdorff_px_at(pred, gt, 256) and df.loc[0, "hd_px256"] < 3
+
+
+@pytest.mark.realdata
+def test_perfect_256_labels_already_have_a_millimetre_hausdorff_but_a_small_assd(shared_data):
+    """docs/hausdorff.md: a perfect 256² label, evaluated like a prediction at 1024² / 0.35 mm, has a
+    maximum boundary distance near 1 mm already, its ASSD ~0.3 mm -- why the paper's 1.21 mm at
+    Dice 0.977 cannot be the maximum."""
+    from PIL import Image
+
+    files = sorted((shared_data / "jsrt_scr_sample" / "masks" / "left_lung").glob("*.gif"))[:3]
+    if len(files) < 3:
+        pytest.skip("fewer than 3 SCR left-lung masks in the shared sample")
+    for f in files:
+        gt = np.array(Image.open(f)) > 0
+        label = M.block_majority(gt, 256).astype(np.float32)
+        back = M.largest_component(upsample_labels(np.stack([1 - label, label], -1), gt.shape) == 1)
+        c = M.distance_candidates(back, gt, (0.35, 0.35))
+        assert c["hausdorff"] >= 0.7 and c["assd"] < 0.4 and M.dice(back, gt) > 0.99
 
 
 @pytest.mark.realdata

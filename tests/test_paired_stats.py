@@ -187,3 +187,16 @@ def test_compare_configs_and_markdown():
     assert lines[0].startswith("| comparison | config_a |") and set(lines[1]) <= set("| -")
     assert all(line.count(" | ") == len(df.columns) - 1 for line in lines)
     assert "same direction, CI excludes 0" in lines[2] and "a=2, b=2" in lines[2]
+
+
+def test_miou_difference_over_a_subset_of_classes():
+    """Table IV's second column (mIoU without 'human' and 'object', paper §V-B) is the same
+    dataset-level IoU averaged over the remaining classes only."""
+    a = {"p": _conf([[4, 0], [0, 4]]), "q": _conf([[4, 0], [0, 4]])}
+    b = {"p": _conf([[2, 2], [0, 4]]), "q": _conf([[4, 0], [0, 4]])}  # class 0: IoU 6/8, class 1: 8/10
+    both = miou_difference([(0, a)], [(0, b)], n_classes=3, n_boot=N_BOOT)
+    only1 = miou_difference([(0, a)], [(0, b)], n_classes=3, classes=[1], metric="miou_c1", n_boot=N_BOOT)
+    assert both["mean_diff"] == pytest.approx(1 - (6 / 8 + 8 / 10) / 2)
+    assert only1["mean_diff"] == pytest.approx(1 - 8 / 10) and only1["metric"] == "miou_c1"
+    with pytest.raises(ValueError, match=r"classes \[3\]: expected indices in 0..2"):
+        miou_difference([(0, a)], [(0, b)], n_classes=3, classes=[3], n_boot=N_BOOT)

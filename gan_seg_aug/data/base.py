@@ -5,6 +5,8 @@ Cityscapes 128x256x3, H x W x C), images in [-1, 1] (paper §IV: "all input imag
 intensity-normalized to a range of [-1, 1]"), labels as class indices, plus a way to get each
 case's ground truth at its *native* resolution with its physical spacing, because the paper
 evaluates there (§IV: outputs are upsampled bicubically "to the target resolution").
+An own-data folder (``data/folder.py``) is a TaskData too: its ``task`` is the folder's TaskSpec, its
+training resolution the spec's, its native ground truth the mask files.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import numpy as np
 
 @dataclass
 class TaskData:
-    task: str  # "scr_lung" | "cityscapes"
-    source: str  # "real" | "synthetic"; recorded as `dataset` in every output
+    task: object  # "scr_lung" | "cityscapes" | the TaskSpec of any other task (tasks.task_spec reads all three)
+    source: str  # "real" | "synthetic" | "folder"; recorded as `dataset` in every output
     case_ids: list[str]
     images: np.ndarray  # float32 [N, H, W, C] in [-1, 1]
     labels: np.ndarray  # uint8 [N, H, W] class indices (SCR: 1 = left lung; Cityscapes: category id 0..7)

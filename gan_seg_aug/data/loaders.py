@@ -7,7 +7,9 @@ from one of:
 * no ``data_dir``: the embedded synthetic stand-in (``data/synthetic.py``), with a one-line
   notice, so every command runs on a fresh clone;
 * JSRT radiographs + SCR masks (``data/scr.py``);
-* Cityscapes, official layout or the pix2pix variant (``data/cityscapes.py``).
+* Cityscapes, official layout or the pix2pix variant (``data/cityscapes.py``);
+* any other task, given as its :class:`~gan_seg_aug.tasks.TaskSpec`: a folder of the user's own images
+  (``data_dir``) and masks (``masks_dir``), ``data/folder.py``.
 
 Real sets are checked against the paper's counts (§V-A: 247 SCR images; §V-B: 2975 training +
 500 validation Cityscapes images).  A different count is an error unless ``allow_partial``:
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.layout import default_runs_dir
-from gan_seg_aug.data.splits import load_or_make_split
+from gan_seg_aug.data.splits import default_split_dir, load_or_make_split
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +69,27 @@ def check_paper_count(task: str, groups, *, allow_partial: bool, where) -> bool:
     return False
 
 
-def load_task(task: str, data_dir=None, *, allow_partial: bool = False, cache_dir=None, max_cases: int = 0) -> TaskData:
-    """Load ``task`` ("scr_lung" | "cityscapes") from ``data_dir``, or the synthetic set when None.
+def load_task(task, data_dir=None, *, masks_dir=None, allow_partial: bool = False, cache_dir=None,
+              max_cases: int = 0) -> TaskData:
+    """Load ``task`` ("scr_lung" | "cityscapes") from ``data_dir``, or the synthetic set when None; a task
+    given as a TaskSpec (own data) from its images folder ``data_dir`` and masks folder ``masks_dir``.
 
     ``max_cases`` > 0 keeps a deterministic subset (smoke runs): the synthetic generator makes
     only that many cases; real data is loaded (and cached) in full, then ``TaskData.limited``.
     ``cache_dir`` defaults to ``$GAN_SEG_AUG_CACHE`` or ``~/.cache/gan_seg_aug``.
     """
-    if task not in TASKS:
+    if isinstance(task, str) and task not in TASKS:
         raise DataError(f"--task {task!r}: expected one of {', '.join(TASKS)}")
     if not isinstance(max_cases, int) or max_cases < 0:
         raise DataError(f"--max-cases {max_cases!r}: expected an integer >= 0 (0 = all cases)")
+    if not isinstance(task, str):  # a task described by its spec: the user's own folder of images and masks
+        from gan_seg_aug.data import folder
+        from gan_seg_aug.tasks import task_name
+
+        if data_dir is None or masks_dir is None:
+            raise DataError(f"task {task_name(task)} is a folder of images and masks: load it with both folders "
+                            f"(data_dir = the images, masks_dir = the masks; experiments/own_data.py --images --masks)")
+        return folder.load(task, data_dir, masks_dir, cache_dir=cache_dir).limited(max_cases)
     if data_dir is None:
         return _synthetic(task, max_cases)
     data_dir = Path(data_dir).expanduser()
@@ -107,7 +119,10 @@ def _synthetic(task: str, max_cases: int) -> TaskData:
 
 
 def is_complete(data: TaskData) -> bool:
-    """True for a real dataset with exactly the paper's case counts, or the whole synthetic set."""
+    """True for a real dataset with exactly the paper's case counts, the whole synthetic set, or every pair
+    of an own-data folder (a profile's case limit makes a subset)."""
+    if data.source == "folder":
+        return len(data) == data.origin.get("n_cases", len(data))
     if data.source != "real":
         return len(data) == SYNTHETIC_COUNTS[data.task]
     groups = data.groups if data.groups is not None else ["all"] * len(data)
@@ -125,5 +140,28 @@ def task_split(data: TaskData, split_dir=None, *, scratch_dir=None) -> tuple[dic
     full = is_complete(data)
     if split_dir is None and not os.environ.get("GAN_SEG_AUG_SPLIT_DIR") and not (full and data.source == "real"):
         split_dir = scratch_dir if scratch_dir is not None else default_runs_dir() / "splits"
+    if data.source == "folder":
+        return _folder_split(data, Path(split_dir or default_split_dir()), full)
     return load_or_make_split(data.task, data.case_ids, data.groups, source=data.source, full=full,
                               split_dir=split_dir)
+
+
+def _folder_split(data: TaskData, split_dir: Path, full: bool) -> tuple[dict, Path]:
+    """An own-data folder gets SCR's split (paper §V-A: 3 folds, every case tested once, validation 30/247 of
+    the cases), made once and saved as ``<name>_folder[_subset...].json`` like the paper's splits."""
+    from gan_seg_aug.artifacts import atomic_write_json, read_json
+    from gan_seg_aug.data.splits import make_split, split_name
+    from gan_seg_aug.tasks import task_name
+
+    name = task_name(data.task)
+    # SCR's procedure, recorded under the folder's name
+    split = {**make_split("scr_lung", data.case_ids), "task": name, "source": data.source}
+    path = split_dir / split_name(name, data.source, data.case_ids, full)
+    if path.exists():
+        saved = read_json(path)
+        if saved.get("case_ids_sha256_16") != split["case_ids_sha256_16"] or saved.get("task") != name:
+            raise DataError(f"{path}: saved split was made for other cases ({saved.get('n_cases')} cases) than the "
+                            f"{len(data)} pairs found now; move it away to make a new one, or give another --name")
+        return saved, path
+    atomic_write_json(path, split)
+    return split, path

@@ -74,12 +74,15 @@ def _paired_folds(a_runs, b_runs, table):
     return out
 
 
-def _miou(conf):
-    """Mean IoU over the last two axes (rows true, columns predicted); classes with no true and
-    no predicted pixel are left out of the mean; NaN if no class is present."""
+def _miou(conf, classes=None):
+    """Mean IoU over the last two axes (rows true, columns predicted), over ``classes`` (indices;
+    None = all); classes with no true and no predicted pixel are left out of the mean; NaN if no
+    class is present."""
     conf = np.asarray(conf, dtype=float)
     tp = np.diagonal(conf, axis1=-2, axis2=-1)
     denom = conf.sum(-1) + conf.sum(-2) - tp
+    if classes is not None:
+        tp, denom = tp[..., list(classes)], denom[..., list(classes)]
     iou = np.divide(tp, denom, out=np.full_like(tp, np.nan), where=denom > 0)
     present = (denom > 0).sum(-1)
     return np.divide(np.nansum(iou, -1), present, out=np.full(present.shape, np.nan), where=present > 0)
@@ -172,14 +175,17 @@ def paired_difference(a_runs, b_runs, metric, *, n_boot=2000, seed=0, ci=0.95) -
                       metric=metric, n_boot=n_boot, seed=seed, ci=ci, n_dropped=dropped)
 
 
-def miou_difference(a_runs, b_runs, *, n_classes, n_boot=2000, seed=0, ci=0.95) -> dict:
+def miou_difference(a_runs, b_runs, *, n_classes, classes=None, metric="miou", n_boot=2000, seed=0,
+                    ci=0.95) -> dict:
     """A - B in mIoU (Cityscapes), same rule and output keys as :func:`paired_difference`.
 
     Each run gives ``{case_id: confusion [n_classes, n_classes]}`` (rows true, columns predicted).
     A side's mIoU is computed from the SUM over the (resampled) images of its seed-averaged
     confusion matrices -- a dataset-level IoU as in cityscapesScripts, recomputed per bootstrap
     resample; classes with no true and no predicted pixel are left out.  All ``n_classes`` count
-    as ordinary classes (``miou8`` of :func:`gan_seg_aug.evaluation.metrics.miou_report`).
+    as ordinary classes (``miou8`` of :func:`gan_seg_aug.evaluation.metrics.miou_report`);
+    ``classes`` (indices) restricts the mean, e.g. to every category but 'human' and 'object' for
+    Table IV's second column (paper §V-B); ``metric`` names the result.
     ``wilcoxon_within_run_p`` compares per-image mIoUs.
 
     >>> eye = np.eye(2, dtype=int) * 2
@@ -188,7 +194,12 @@ def miou_difference(a_runs, b_runs, *, n_classes, n_boot=2000, seed=0, ci=0.95) 
     >>> r = miou_difference([(0, a)], [(0, b)], n_classes=2, n_boot=100)
     >>> round(r["mean_diff"], 6) == round(1 - (3 / 4 + 4 / 5) / 2, 6), r["n_images"]
     (True, 2)
+    >>> round(miou_difference([(0, a)], [(0, b)], n_classes=2, classes=[1], n_boot=100)["mean_diff"], 6)
+    0.2
     """
+    if classes is not None and (not len(classes) or any(not 0 <= int(c) < n_classes for c in classes)):
+        raise ValueError(f"classes {list(classes)}: expected indices in 0..{n_classes - 1}")
+
     def table(conf):
         out = {}
         for c, m in conf.items():
@@ -201,9 +212,9 @@ def miou_difference(a_runs, b_runs, *, n_classes, n_boot=2000, seed=0, ci=0.95) 
     folds = [f if f[1] else (f[0], [], np.zeros((f[2].shape[0], 0, n_classes, n_classes)),
                              np.zeros((f[3].shape[0], 0, n_classes, n_classes)))
              for f in _paired_folds(a_runs, b_runs, table)]
-    return _summarise(folds, lambda total, n: _miou(total),
-                      lambda a, b: _miou(a.mean(0)) - _miou(b.mean(0)),
-                      metric="miou", n_boot=n_boot, seed=seed, ci=ci, n_dropped=0)
+    return _summarise(folds, lambda total, n: _miou(total, classes),
+                      lambda a, b: _miou(a.mean(0), classes) - _miou(b.mean(0), classes),
+                      metric=metric, n_boot=n_boot, seed=seed, ci=ci, n_dropped=0)
 
 
 def verdict(ci_low, ci_high, paper_diff) -> str:

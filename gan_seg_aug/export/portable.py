@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from gan_seg_aug.artifacts import atomic_write_json, provenance, read_json
-from gan_seg_aug.config import task_spec
+from gan_seg_aug.config import task_fields, task_spec
 from gan_seg_aug.layout import GAN_DONE
 
 KERAS_FILE, INTERFACE_FILE = "generator.keras", "generator.json"
@@ -81,7 +81,7 @@ def interface(gan_dir, generator=None) -> dict:
                               f"({'grey' if spec.image_channels == 1 else 'RGB'}; uint8 = round((x + 1) * 127.5)); "
                               f"channel {spec.image_channels} (last): the mask")},
         "mask_to_labels": mask_rule(spec.n_classes),
-        "task": cfg.task, "n_classes": spec.n_classes, "class_names": list(spec.class_names),
+        **task_fields(cfg.task), "n_classes": spec.n_classes, "class_names": list(spec.class_names),
         "image_channels": spec.image_channels, "latent_dim": cfg.latent_dim,
         "batch_norm": ("generator(z, training=False) normalises with the moving averages learnt in training "
                        "(Keras inference mode); generator(z, training=True) with the statistics of the batch z "

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_seg_aug.artifacts import atomic_save_npz, atomic_write_bytes, atomic_write_json, provenance, read_json
-from gan_seg_aug.config import SAMPLING_BN, task_spec
+from gan_seg_aug.config import SAMPLING_BN, task_fields, task_spec
 from gan_seg_aug.data.mask_encoding import decode_mask
 from gan_seg_aug.layout import GAN_DONE, quality_dir
 
@@ -154,7 +154,7 @@ def sample_to_disk(gan_dir, n: int, out, seed: int = 0, fmt: str = "png", batch:
                  f".standard_normal(({NOISE_CHUNK}, {cfg.latent_dim})), float32",
         "bn_groups": f"pairs j // {batch} (the last group filled up with later indices)" if sampling_bn == "batch"
                      else None,
-        "task": cfg.task, "height": cfg.height, "width": cfg.width, "image_channels": spec.image_channels,
+        **task_fields(cfg.task), "height": cfg.height, "width": cfg.width, "image_channels": spec.image_channels,
         "n_classes": spec.n_classes, "class_names": list(spec.class_names),
         "images": "uint8 = round((x + 1) * 127.5), " + ("grey" if spec.image_channels == 1 else "RGB")
                   if fmt == "png" else "float32 in [-1, 1], [n, H, W, C]",

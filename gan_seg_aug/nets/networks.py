@@ -33,6 +33,8 @@ from keras import layers
 from gan_seg_aug.config import CRITIC_NORMS, task_spec
 
 GAN_KERNEL, UNET_KERNEL = 5, 3  # Tables 4.1/4.3: kernel size 5, stride 2; Tables 4.2/4.4: 3, stride 1
+# The tables below are keyed by architecture family: a paper task's name.  Any other task (own data)
+# names the family whose networks it uses (TaskSpec.family): square pairs SCR's, 1:2 pairs Cityscapes'.
 GAN_START = {"scr_lung": (4, 4), "cityscapes": (4, 8)}  # (H, W) after the projection / at the critic end
 # Table column "Number of Kernels" of the hidden generator stages, and the projection width.
 GEN_KERNELS = {"scr_lung": (1024, 512, 256, 128, 64), "cityscapes": (512, 256, 128, 64)}
@@ -66,26 +68,32 @@ def _narrow(kernels: int, width_div: int) -> int:
     return max(1, kernels // width_div)
 
 
-def _size(task: str, height, width) -> tuple[int, int]:
+def _table(task) -> tuple[str, str]:
+    """Thesis table numbers of the task's GAN / U-Net (for error messages)."""
+    return ("4.1", "4.2") if task_spec(task).family == "scr_lung" else ("4.3", "4.4")
+
+
+def _size(task, height, width) -> tuple[int, int]:
     spec = task_spec(task)
     h = spec.height if height is None else _positive_int(height, "height")
     w = spec.width if width is None else _positive_int(width, "width")
     return h, w
 
 
-def _gan_stages(task: str, height, width, net: str) -> tuple[int, int, int]:
+def _gan_stages(task, height, width, net: str) -> tuple[int, int, int]:
     """(H, W, number of stride-2 stages).  SCR starts at 4x4, Cityscapes at 4x8 (H x W)."""
     h, w = _size(task, height, width)
-    h0, w0 = GAN_START[task]
-    max_stages = len(CRITIC_KERNELS[task])
+    family = task_spec(task).family
+    h0, w0 = GAN_START[family]
+    max_stages = len(CRITIC_KERNELS[family])
     max_h = h0 * 2 ** max_stages
     n = int(round(math.log2(h / h0))) if h >= h0 else -1
     if w * h0 != h * w0 or n < 1 or h != h0 * 2 ** n or n > max_stages:
         shape = "width == height" if h0 == w0 else "width == 2 * height"
         raise ValueError(
-            f"{net} for {task}: height={h}, width={w} is not a supported size: expected {shape} and "
+            f"{net} for {task_spec(task).name}: height={h}, width={w} is not a supported size: expected {shape} and "
             f"height = {h0} * 2^n between {2 * h0} and {max_h} (thesis Table "
-            f"{'4.1' if task == 'scr_lung' else '4.3'}: each stride-2 stage doubles / halves the side)")
+            f"{_table(task)[0]}: each stride-2 stage doubles / halves the side)")
     return h, w, n
 
 
@@ -162,7 +170,7 @@ class batch_stats_from:
             layer.stat_rows = None
 
 
-def build_generator(task: str, *, height: int | None = None, width: int | None = None,
+def build_generator(task, *, height: int | None = None, width: int | None = None,
                     width_div: int = 1, latent_dim: int = 128) -> keras.Model:
     """Pair generator, thesis Table 4.1a (SCR) / 4.3a (Cityscapes).
 
@@ -178,13 +186,13 @@ def build_generator(task: str, *, height: int | None = None, width: int | None =
     width_div = _positive_int(width_div, "width_div")
     latent_dim = _positive_int(latent_dim, "latent_dim")
     h, w, n = _gan_stages(task, height, width, "generator")
-    table = GEN_KERNELS[task]
+    table = GEN_KERNELS[spec.family]
     last_stage = len(table) + 1  # the tanh output stage's number in the table
     first_stage = last_stage - n + 1
     kept = [_narrow(c, width_div) for c in table[len(table) - (n - 1):]]
-    stage_inputs = (GEN_PROJECTION[task],) + table  # input width of each table stage
+    stage_inputs = (GEN_PROJECTION[spec.family],) + table  # input width of each table stage
     proj = _narrow(stage_inputs[len(stage_inputs) - n], width_div)
-    h0, w0 = GAN_START[task]
+    h0, w0 = GAN_START[spec.family]
 
     z = keras.Input((latent_dim,), name="z")
     # No bias before BN: BN's offset would cancel it (DCGAN / tflib practice).
@@ -201,7 +209,7 @@ def build_generator(task: str, *, height: int | None = None, width: int | None =
         c_in = c
     x = _tconv(spec.pair_channels, c_in, f"gen_stage{last_stage}_tconv", use_bias=True, dtype="float32")(x)
     out = layers.Activation("tanh", dtype="float32", name="gen_output_tanh")(x)
-    return keras.Model(z, out, name=f"generator_{task}")
+    return keras.Model(z, out, name=f"generator_{spec.name}")
 
 
 def _tconv(filters: int, c_in: int, name: str, *, use_bias: bool, dtype=None) -> layers.Conv2DTranspose:
@@ -212,7 +220,7 @@ def _tconv(filters: int, c_in: int, name: str, *, use_bias: bool, dtype=None) ->
         dtype=dtype)
 
 
-def build_critic(task: str, *, height: int | None = None, width: int | None = None,
+def build_critic(task, *, height: int | None = None, width: int | None = None,
                  width_div: int = 1, norm: str = "batch") -> keras.Model:
     """Critic ("discriminator"), thesis Table 4.1b (SCR) / 4.3b (Cityscapes).
 
@@ -235,7 +243,7 @@ def build_critic(task: str, *, height: int | None = None, width: int | None = No
     h, w, n = _gan_stages(task, height, width, "critic")
     pair = keras.Input((h, w, spec.pair_channels), name="pair")
     x, c_in = pair, spec.pair_channels
-    for stage, c in enumerate(CRITIC_KERNELS[task][:n], start=1):
+    for stage, c in enumerate(CRITIC_KERNELS[spec.family][:n], start=1):
         batch_norm = norm.startswith("batch")
         normalised = batch_norm or (norm == "layer" and stage > 1)
         x = layers.Conv2D(c := _narrow(c, width_div), GAN_KERNEL, strides=2, padding="same",
@@ -252,10 +260,10 @@ def build_critic(task: str, *, height: int | None = None, width: int | None = No
     x = layers.Flatten(name="critic_flatten")(x)
     score = layers.Dense(1, kernel_initializer=he_normal(int(x.shape[-1])), dtype="float32",
                          name="critic_output_dense")(x)
-    return keras.Model(pair, score, name=f"critic_{task}_{norm}")
+    return keras.Model(pair, score, name=f"critic_{spec.name}_{norm}")
 
 
-def build_unet(task: str, *, height: int | None = None, width: int | None = None,
+def build_unet(task, *, height: int | None = None, width: int | None = None,
                width_div: int = 1) -> keras.Model:
     """U-Net segmentation network, thesis Table 4.2 (SCR) / 4.4 (Cityscapes).
 
@@ -268,12 +276,11 @@ def build_unet(task: str, *, height: int | None = None, width: int | None = None
     spec = task_spec(task)
     width_div = _positive_int(width_div, "width_div")
     h, w = _size(task, height, width)
-    levels = UNET_LEVELS[task]
+    levels = UNET_LEVELS[spec.family]
     if h % 2 ** levels or w % 2 ** levels:
-        raise ValueError(f"U-Net for {task}: height={h} and width={w} must both be multiples of "
-                         f"2^{levels} = {2 ** levels} (one 2x2 pooling per level, Table "
-                         f"{'4.2' if task == 'scr_lung' else '4.4'})")
-    k = _narrow(UNET_KERNELS[task], width_div)
+        raise ValueError(f"U-Net for {spec.name}: height={h} and width={w} must both be multiples of "
+                         f"2^{levels} = {2 ** levels} (one 2x2 pooling per level, Table {_table(task)[1]})")
+    k = _narrow(UNET_KERNELS[spec.family], width_div)
 
     def conv(x, name, filters=k, activation="relu", dtype=None):
         n_in = UNET_KERNEL ** 2 * int(x.shape[-1])
@@ -292,4 +299,4 @@ def build_unet(task: str, *, height: int | None = None, width: int | None = None
         x = layers.Concatenate(name=f"unet_dec{stage}_concat")([x, skips[levels - stage]])
         x = conv(conv(x, f"unet_dec{stage}_conv1"), f"unet_dec{stage}_conv2")
     logits = conv(x, "unet_output_conv", filters=spec.n_classes, activation=None, dtype="float32")
-    return keras.Model(image, logits, name=f"unet_{task}")
+    return keras.Model(image, logits, name=f"unet_{spec.name}")

@@ -35,7 +35,8 @@ from gan_seg_aug.training.gan_monitor import TrainingCurve, sample_grid
 from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
 
 # Fields that may change between sessions of one run without changing its trajectory.
-RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution", "data_dir", "fold")
+RESUMABLE_FIELDS = ("iterations", "sample_every", "checkpoint_every", "jit_compile", "execution", "data_dir", "fold",
+                    "masks_dir")
 # How the noise of an iteration is drawn (gan.draw_noise); runs of older code drew it otherwise.
 NOISE_SCHEME = "stateless(seed, iteration)"
 N_FIXED_SAMPLES = 16
