@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gan_seg_aug.training import unet_trainer
+from gan_seg_aug.training.checkpoints import read_latest
 from gan_seg_aug.config import unet_config
 from gan_seg_aug.data.base import TaskData
 from gan_seg_aug.nets.networks import build_unet
@@ -159,9 +160,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch
     with pytest.raises(Interrupted):
         unet_trainer.train_unet(cfg, data, fold, run)
     assert len(first) == 5
-    pointer = json.loads((run / "checkpoint.json").read_text())
-    assert pointer["iteration"] == 4  # the last validation before the interruption
-    saved = json.loads((run / pointer["dir"] / "state.json").read_text())
+    _, iteration, _, saved = read_latest(run / "checkpoints")
+    assert iteration == 4  # the last validation before the interruption
     assert saved["early_stopping"]["last_iteration"] == 4 and len(saved["history"]) == 2
 
     second = []

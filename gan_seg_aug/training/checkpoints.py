@@ -31,7 +31,8 @@ def write_checkpoint(ckpt_dir: Path, iteration: int, groups: dict, meta: dict | 
     arrays = {f"{g}/{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
               for g, vs in groups.items() for i, v in enumerate(vs)}
     arrays["iteration"] = np.int64(iteration)
-    arrays["meta"] = np.array(json.dumps(meta or {}))
+    if meta is not None:  # the GAN has no state beyond arrays: its files stay as they always were
+        arrays["meta"] = np.array(json.dumps(meta))
     path = atomic_save_npz(Path(ckpt_dir) / f"ckpt_{iteration:06d}.npz", **arrays)
     for old in sorted(Path(ckpt_dir).glob("ckpt_*.npz"))[:-KEEP]:
         old.unlink()

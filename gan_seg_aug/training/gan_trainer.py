@@ -30,7 +30,7 @@ import numpy as np
 from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_json, provenance, read_json
 from gan_seg_aug.config import GANConfig, to_dict, task_spec
 from gan_seg_aug.data.mask_encoding import encode_mask
-from gan_seg_aug.training.gan_checkpoint import restore_latest, save_checkpoint
+from gan_seg_aug.training.checkpoints import restore_gan, save_gan_checkpoint
 from gan_seg_aug.training.gan_monitor import TrainingCurve, sample_grid
 from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
 
@@ -185,7 +185,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                        critic_norm=cfg.critic_norm)
         model.compile(g_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2),
                       d_optimizer=make_optimizer(cfg.learning_rate, cfg.beta_1, cfg.beta_2))
-    start = restore_latest(model, ckpt_dir) if resume else 0
+    start = restore_gan(model, ckpt_dir) if resume else 0
     if start > cfg.iterations:
         raise ValueError(f"{ckpt_dir}: the newest checkpoint is at iteration {start}, past the "
                          f"{cfg.iterations} asked for; choose another --out")
@@ -243,7 +243,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
                 log.info(f"[gan] quality at {it}: "
                          + ", ".join(f"{k} {v:.3g}" for k, v in q.items() if k != "iteration"))
         if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-            save_checkpoint(model, write_ckpt_dir, it)
+            save_gan_checkpoint(model, write_ckpt_dir, it)
     writer.close()
     if not chief:
         release(write_dir, out_dir)

@@ -16,7 +16,7 @@ Read top to bottom: the loss, the update step, the validation loss, then :func:`
   at the end.
 
 A run directory holds ``config.json``, ``history.csv`` (iteration, train_loss, val_loss),
-``checkpoint.json`` pointing at the latest ``checkpoints/it-NNNNNNN/`` (weights, optimizer,
+``checkpoints/ckpt_NNNNNN.npz`` (weights, optimizer,
 early-stopping state, history and the best weights so far), and, when finished,
 ``best.weights.h5`` and ``train_done.json``.  Everything is written atomically; an interrupted
 run resumes from its last checkpoint, a finished one is reused.
@@ -44,7 +44,7 @@ from gan_seg_aug.config import UNetConfig, task_spec, to_dict
 from gan_seg_aug.training.early_stopping import EarlyStopping
 from gan_seg_aug.training.precision import set_precision
 from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
-from gan_seg_aug.training.unet_checkpoint import load_checkpoint, save_checkpoint, save_weights
+from gan_seg_aug.training.checkpoints import restore_unet, save_unet_checkpoint, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     es = EarlyStopping(cfg.min_iterations, cfg.patience)
     it, history, best_weights = 0, [], None
 
-    state = load_checkpoint(out, model, optimizer)
+    state = restore_unet(out, model, optimizer)
     if state is not None:
         it, history, best_weights = state["iteration"], state["history"], state["best_weights"]
         es = EarlyStopping.from_state(state["early_stopping"])
@@ -217,7 +217,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
         history.append({"iteration": it, "train_loss": float(np.mean(window)), "val_loss": val})
         window = []
         stopped_by = _stop_reason(cfg, es, it)
-        save_checkpoint(wdir, model, optimizer, it, es, history, best_weights)
+        save_unet_checkpoint(wdir, model, optimizer, it, es, history, best_weights)
         _write_history(wdir, history)
         log.info(_progress(cfg, es, history[-1], improved, it - resumed_from, time.perf_counter() - t_start))
 
@@ -236,7 +236,6 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
                                                                         seed=cfg.seed, iterations=it)})
     # Checkpoints only serve resuming; train_done.json + best.weights.h5 are the result.
     shutil.rmtree(wdir / "checkpoints", ignore_errors=True)
-    (wdir / "checkpoint.json").unlink(missing_ok=True)
     release(wdir, out)
     log.info(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at "
              f"iteration {es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
