@@ -79,7 +79,8 @@ def main(argv=None) -> int:
         sys.exit(f"error: {gan_dir / 'config.json'} records no data_dir: pass --data-dir (the GAN was trained on real data)")
     from gan_seg_aug.config import get_profile
 
-    data = load_task(task, data_dir, allow_partial=args.allow_partial, cache_dir=args.cache_dir,
+    data = load_task(task, data_dir, masks_dir=cfg.get("masks_dir"), allow_partial=args.allow_partial,
+                     cache_dir=args.cache_dir,
                      max_cases=get_profile(profile).max_cases)
     split, _ = task_split(data, scratch_dir=Path(args.runs_dir or runs_root_of(gan_dir)) / "splits")
     fold = fold_of(split, fold_no)

@@ -206,13 +206,3 @@ def find_reference_unet(gan_dir, task: str) -> Path | None:
     """The fold's finished real-pairs-only U-Net beside the GAN directory, if there is one."""
     run = Path(gan_dir).parent / reference_run_name(task)
     return run if (run / "summary.json").exists() and (run / "best.weights.h5").exists() else None
-
-
-def load_reference_unet(run_dir):
-    from gan_seg_aug.artifacts import read_json
-    from gan_seg_aug.nets.networks import build_unet
-
-    cfg = read_json(Path(run_dir) / "config.json")["config"]
-    unet = build_unet(cfg["task"], height=cfg["height"], width=cfg["width"], width_div=cfg["unet_width_div"])
-    unet.load_weights(str(Path(run_dir) / "best.weights.h5"))
-    return unet

@@ -52,11 +52,10 @@ def evaluate_and_summarise(cfg, data, fold, run_dir, aug, name, fold_no, train_s
     from gan_seg_aug.config import task_fields, task_spec
     from gan_seg_aug.evaluation import segmentation as E
     from gan_seg_aug.reporting.gan_report import report_columns
-    from gan_seg_aug.nets.networks import build_unet
+    from gan_seg_aug.training.unet_trainer import load_unet
 
     spec = task_spec(cfg.task)
-    model = build_unet(cfg.task, height=cfg.height, width=cfg.width, width_div=cfg.unet_width_div)
-    model.load_weights(str(run_dir / "best.weights.h5"))
+    model = load_unet(run_dir)
     small = data.resized(cfg.height, cfg.width)
     results = {}
     for subset in ("val", "test"):

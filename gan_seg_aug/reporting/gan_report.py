@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_csv, atomic_write_json, provenance, read_json
-from gan_seg_aug.evaluation.gan_quality import (QualitySettings, find_reference_unet, headline, load_reference_unet, quality_report,
+from gan_seg_aug.evaluation.gan_quality import (QualitySettings, find_reference_unet, headline, quality_report,
                           report_name, settings_dict)
 from gan_seg_aug.layout import quality_dir
 
@@ -43,7 +43,9 @@ class Reporter:
         self.gan_dir, self.cfg = Path(gan_dir), gan_cfg
         self.train, self.val = real_pairs(gan_cfg, data, fold)
         self.reference_dir = Path(reference_dir) if reference_dir else find_reference_unet(gan_dir, gan_cfg["task"])
-        self.unet = load_reference_unet(self.reference_dir) if self.reference_dir else None
+        from gan_seg_aug.training.unet_trainer import load_unet
+
+        self.unet = load_unet(self.reference_dir) if self.reference_dir else None
         self._cache = {}  # the reference U-Net's outputs on the real pairs, computed once per run
         if self.unet is not None and tuple(self.unet.input.shape[1:3]) != self.train[0].shape[1:3]:
             raise ValueError(f"the reference U-Net {self.reference_dir} works at {tuple(self.unet.input.shape[1:3])}, "

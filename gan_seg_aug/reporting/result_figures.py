@@ -78,17 +78,11 @@ def _run_config(run_dir: Path) -> dict:
 
 
 def load_unet(run_dir):
-    """Rebuild a finished U-Net run's network from ``config.json`` and load ``best.weights.h5``."""
-    from gan_seg_aug.nets.networks import build_unet
+    """A finished U-Net run's network (``unet_trainer.load_unet``) and its settings."""
+    from gan_seg_aug.training.unet_trainer import load_unet as load
 
-    run_dir = Path(run_dir)
-    weights = run_dir / "best.weights.h5"
-    if not weights.exists():
-        raise FileNotFoundError(f"{weights}: not found (is {run_dir} a finished U-Net run?)")
-    cfg = _run_config(run_dir)
-    model = build_unet(cfg["task"], height=cfg["height"], width=cfg["width"], width_div=cfg["unet_width_div"])
-    model.load_weights(str(weights))
-    return model, cfg
+    cfg = _run_config(Path(run_dir))
+    return load(run_dir), cfg
 
 
 def run_data(cfg: dict):

@@ -58,14 +58,16 @@ LEGACY_DEFAULTS = {"sampling_bn": "moving"}
 ADAM_EPSILON = 1e-8
 
 
-def pixel_cross_entropy(labels, logits) -> tf.Tensor:
-    """Thesis Eqs. 2.40-2.42: softmax cross-entropy per pixel, mean over every pixel of the batch.
+def pixel_losses(labels, logits) -> tf.Tensor:
+    """Thesis Eqs. 2.40-2.41: softmax cross-entropy of every pixel, ``[n, H, W]``, in float32 whatever
+    the layers' precision (the logits are cast first).  Training and validation both reduce this."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
+                                                          logits=tf.cast(logits, tf.float32))
 
-    Computed in float32 whatever the layers' precision (the logits are cast first).
-    """
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32),
-                                                        logits=tf.cast(logits, tf.float32))
-    return tf.reduce_mean(ce)
+
+def pixel_cross_entropy(labels, logits) -> tf.Tensor:
+    """Thesis Eq. 2.42: the mean of :func:`pixel_losses` over every pixel of the batch."""
+    return tf.reduce_mean(pixel_losses(labels, logits))
 
 
 def make_train_step(model, optimizer, *, strategy=None, jit_compile: bool = False):
@@ -89,8 +91,7 @@ def make_train_step(model, optimizer, *, strategy=None, jit_compile: bool = Fals
     def replica_step(images, labels):
         images, labels = replica_slice(images), replica_slice(labels)
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=logits)
+            ce = pixel_losses(labels, model(images, training=True))
             loss = tf.nn.compute_average_loss(tf.reduce_mean(ce, axis=[1, 2]))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))  # sums over replicas
@@ -120,8 +121,7 @@ def make_validation_loss(model, images, labels, batch_size: int):
     @tf.function(autograph=False, input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32),
                                                    tf.TensorSpec((None, *labels.shape[1:]), tf.int32)])
     def batch_sum(x, y):
-        logits = tf.cast(model(x, training=False), tf.float32)
-        return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        return tf.reduce_sum(pixel_losses(y, model(x, training=False)))
 
     def validation_loss() -> float:
         total = 0.0
@@ -291,3 +291,18 @@ def _check_same_run(out: Path, identity: dict):
     wanted = {k: v for k, v in identity["config"].items() if k not in EXECUTION_FIELDS}
     refuse_other_run(out, {**(saved.get("config") or {}), "aug": saved.get("aug")}, {**wanted, "aug": identity["aug"]},
                      what="U-Net", legacy=LEGACY_DEFAULTS)
+
+
+def load_unet(run_dir):
+    """A trained U-Net run's network: rebuilt from its ``config.json``, ``best.weights.h5`` loaded.
+    The one way to get a model back from a U-Net run directory (evaluation, quality report, figures)."""
+    from gan_seg_aug.nets.networks import build_unet
+
+    run_dir = Path(run_dir)
+    weights = run_dir / "best.weights.h5"
+    if not weights.exists():
+        raise FileNotFoundError(f"{weights}: not found (is {run_dir} a trained U-Net run?)")
+    cfg = read_json(run_dir / "config.json")["config"]
+    model = build_unet(cfg["task"], height=cfg["height"], width=cfg["width"], width_div=cfg["unet_width_div"])
+    model.load_weights(str(weights))
+    return model
