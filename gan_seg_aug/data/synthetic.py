@@ -55,15 +55,8 @@ def make_scr_lung(n_cases: int = 247, seed: int = 0) -> TaskData:
     Spacing 1.4 mm for every case: the JSRT 2048 px at 0.175 mm (paper §V-A) seen at 256 px.
     """
     _check(n_cases, seed, 1, "make_scr_lung")
-    images = np.empty((n_cases, 256, 256, 1), np.float32)
-    labels = np.empty((n_cases, 256, 256), np.uint8)
-    for i in range(n_cases):
-        images[i], labels[i] = scr_lung_case(i, seed)
-    return TaskData(
-        task="scr_lung", source="synthetic", case_ids=[scr_lung_case_id(i) for i in range(n_cases)],
-        images=images, labels=labels, spacing_mm=np.full((n_cases, 2), SPACING_MM, np.float64),
-        native_label_fn=_label_lookup(labels), groups=None,
-        origin={"format": "synthetic", "generator": GENERATOR, "seed": int(seed)})
+    return _assemble("scr_lung", n_cases, seed, (256, 256, 1), scr_lung_case, scr_lung_case_id,
+                     np.full((n_cases, 2), SPACING_MM, np.float64), None)
 
 
 def make_cityscapes(n_cases: int = 347, seed: int = 0) -> TaskData:
@@ -73,12 +66,17 @@ def make_cityscapes(n_cases: int = 347, seed: int = 0) -> TaskData:
     Spacing is 1.0 "mm" per pixel: Cityscapes has no physical spacing and is scored by mIoU.
     """
     _check(n_cases, seed, 2, "make_cityscapes")
-    images = np.empty((n_cases, 128, 256, 3), np.float32)
-    labels = np.empty((n_cases, 128, 256), np.uint8)
+    return _assemble("cityscapes", n_cases, seed, (128, 256, 3), cityscapes_case, cityscapes_case_id,
+                     np.ones((n_cases, 2), np.float64), [cityscapes_group(i) for i in range(n_cases)])
+
+
+def _assemble(task, n_cases, seed, shape, case, case_id, spacing, groups) -> TaskData:
+    """Draw every case of one stand-in and wrap it as the task's TaskData."""
+    images = np.empty((n_cases, *shape), np.float32)
+    labels = np.empty((n_cases, *shape[:2]), np.uint8)
     for i in range(n_cases):
-        images[i], labels[i] = cityscapes_case(i, seed)
+        images[i], labels[i] = case(i, seed)
     return TaskData(
-        task="cityscapes", source="synthetic", case_ids=[cityscapes_case_id(i) for i in range(n_cases)],
-        images=images, labels=labels, spacing_mm=np.ones((n_cases, 2), np.float64),
-        native_label_fn=_label_lookup(labels), groups=[cityscapes_group(i) for i in range(n_cases)],
+        task=task, source="synthetic", case_ids=[case_id(i) for i in range(n_cases)], images=images, labels=labels,
+        spacing_mm=spacing, native_label_fn=_label_lookup(labels), groups=groups,
         origin={"format": "synthetic", "generator": GENERATOR, "seed": int(seed)})
