@@ -128,3 +128,26 @@ def test_taskdata_resize_and_limit():
     assert np.array_equal(lim.native_label(len(lim) - 1), d.native_label(d.indices([lim.case_ids[-1]])[0]))
     with pytest.raises(KeyError, match="not in this dataset"):
         d.indices(["nope"])
+
+
+def test_profile_downsampling_of_labels_is_centre_aligned():
+    """TaskData.resized (cpu / smoke profiles) uses the loaders' area vote: a disc keeps its centroid,
+    where a nearest-neighbour pick would move it by half an output pixel."""
+    import cv2
+
+    from gan_seg_aug.data.base import TaskData, resize_labels
+
+    yy, xx = np.mgrid[:256, :256]
+    disc = (((yy - 101.5) ** 2 + (xx - 140.5) ** 2) < 60 ** 2).astype(np.uint8)
+    data = TaskData(task="scr_lung", source="synthetic", case_ids=["a"], images=np.zeros((1, 256, 256, 1), np.float32),
+                    labels=disc[None], spacing_mm=np.ones((1, 2)), native_label_fn=lambda i: disc)
+    small = data.resized(128, 128).labels[0]
+    np.testing.assert_array_equal(small, resize_labels(disc, 2, 128, 128))
+
+    def centroid(m, scale):
+        r, c = np.nonzero(m)
+        return np.array([(r.mean() + 0.5) * scale - 0.5, (c.mean() + 0.5) * scale - 0.5])
+
+    assert np.abs(centroid(small, 2) - centroid(disc, 1)).max() < 0.1
+    nearest = cv2.resize(disc, (128, 128), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(centroid(nearest, 2) - centroid(disc, 1)).max() > 0.4  # the rule this replaced

@@ -16,6 +16,35 @@ from typing import Callable
 import numpy as np
 
 
+def resize_labels(labels: np.ndarray, n_classes: int, height: int, width: int) -> np.ndarray:
+    """The one rule that turns a label map into a label map of another size (every loader, every profile).
+
+    Each output pixel takes the class covering most of its footprint (area fractions of each class with
+    ``cv2.INTER_AREA``, centre-aligned like the images' area averaging); ties go to the higher class, so
+    with two classes a pixel is foreground when at least half of it is.  Enlarging uses linear weights
+    of the one-hot maps, the same vote.
+
+    >>> resize_labels(np.array([[1, 1, 2, 2], [1, 0, 2, 0]], np.uint8), 3, 1, 2).tolist()
+    [[1, 2]]
+    >>> resize_labels(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], np.uint8), 2, 2, 2).tolist()
+    [[1, 0], [0, 1]]
+    """
+    import cv2
+
+    labels = np.asarray(labels)
+    if labels.shape == (height, width):
+        return labels.astype(np.uint8)
+    shrink = height <= labels.shape[0] and width <= labels.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    best = np.full((height, width), -1.0, np.float32)
+    out = np.zeros((height, width), np.uint8)
+    for k in range(n_classes):  # one class at a time: memory stays one float image
+        frac = cv2.resize((labels == k).astype(np.float32), (width, height), interpolation=interp)
+        take = frac >= best
+        out[take], best[take] = k, frac[take]
+    return out
+
+
 @dataclass
 class TaskData:
     task: object  # "scr_lung" | "cityscapes" | the TaskSpec of any other task (tasks.task_spec reads all three)
@@ -55,8 +84,9 @@ class TaskData:
     def resized(self, height: int, width: int) -> "TaskData":
         """The same cases at another training resolution (profiles ``cpu`` / ``smoke``).
 
-        Images use area averaging (no aliasing when shrinking), labels nearest neighbour (stays a
-        label map).  Native ground truth and spacing are untouched: evaluation still happens there.
+        Images use area averaging (no aliasing when shrinking), labels the area vote of
+        :func:`resize_labels` (the loaders' own rule: a nearest-neighbour pick would shift every mask by
+        half a pixel).  Native ground truth and spacing are untouched: evaluation still happens there.
         """
         if (height, width) == self.images.shape[1:3]:
             return self
@@ -65,8 +95,10 @@ class TaskData:
         interp_img = cv2.INTER_AREA if height <= self.images.shape[1] else cv2.INTER_LINEAR
         imgs = np.stack([cv2.resize(im, (width, height), interpolation=interp_img).reshape(height, width, -1)
                          for im in self.images]).astype(np.float32)
-        labs = np.stack([cv2.resize(lb, (width, height), interpolation=cv2.INTER_NEAREST)
-                         for lb in self.labels]).astype(np.uint8)
+        from gan_seg_aug.tasks import task_spec
+
+        k = task_spec(self.task).n_classes
+        labs = np.stack([resize_labels(lb, k, height, width) for lb in self.labels]).astype(np.uint8)
         return replace(self, images=imgs, labels=labs)
 
     def limited(self, max_cases: int) -> "TaskData":

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data import base
+from gan_seg_aug.data.base import TaskData, resize_labels
 from gan_seg_aug.data.cache import cached_arrays
 from gan_seg_aug.data.loaders import DataError, check_paper_count
 
@@ -91,16 +92,13 @@ def labels_to_categories(label_ids: np.ndarray, path="labelIds") -> np.ndarray:
 
 
 def downsample_categories(cats: np.ndarray, height: int = TRAIN_H, width: int = TRAIN_W) -> np.ndarray:
-    """Plurality vote: each output pixel takes the category covering most of its footprint.
+    """Plurality vote (:func:`~gan_seg_aug.data.base.resize_labels`): each output pixel takes the category
+    covering most of its footprint.
 
     >>> downsample_categories(np.array([[1, 1, 2, 2], [1, 3, 2, 2]], np.uint8), 1, 2).tolist()
     [[1, 2]]
     """
-    if cats.shape == (height, width):
-        return cats.astype(np.uint8)
-    votes = np.stack([cv2.resize((cats == k).astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
-                      for k in range(N_CATEGORIES)], axis=-1)
-    return votes.argmax(-1).astype(np.uint8)  # ties go to the lower category id
+    return resize_labels(cats, N_CATEGORIES, height, width)
 
 
 def decode_colours(rgb: np.ndarray) -> np.ndarray:
@@ -258,7 +256,7 @@ def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None) -> Task
                         f"{groups.count('val')} val frames; the paper's split needs both (val is the test set)")
     files = [p for c in cases for p in (c.image, c.label) if p is not None]
     arrays, info = cached_arrays("cityscapes", fmt, files, PARAMS, lambda: build(cases), cache_dir=cache_dir,
-                                 code_files=[__file__])
+                                 code_files=[__file__, base.__file__])
     if fmt == "cityscapes_official":
         label_files = [c.label for c in cases]
         native = lambda i: labels_to_categories(read_label_ids(label_files[i]), label_files[i])  # noqa: E731

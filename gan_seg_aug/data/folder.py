@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from gan_seg_aug.data import folder_masks
-from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data import base
+from gan_seg_aug.data.base import TaskData, resize_labels
 from gan_seg_aug.data.cache import cached_arrays
 from gan_seg_aug.data.loaders import DataError
 from gan_seg_aug.tasks import TASKS, TaskSpec, family_sides, normalise_task, task_spec
@@ -233,7 +234,7 @@ def build_arrays(cases: list[FolderCase], spec: TaskSpec) -> dict:
         lab = folder_masks.read_labels(c.mask, spec.n_classes, spec.colours)
         check_mask_shape(c, img.shape[:2], lab.shape)
         images[i] = folder_masks.preprocess_image(img, h, w, c.image)
-        labels[i] = folder_masks.resize_labels(lab, spec.n_classes, h, w)
+        labels[i] = resize_labels(lab, spec.n_classes, h, w)
     return {"images": images, "labels": labels, "spacing_mm": np.full((n, 2), spec.spacing_mm or 1.0),
             "case_ids": [c.case_id for c in cases], "groups": []}
 
@@ -248,7 +249,7 @@ def load(task, images_dir, masks_dir, *, cache_dir=None) -> TaskData:
     files = [p for c in cases for p in (c.image, c.mask)]
     params = {"task_spec": dataclasses.asdict(spec), "intensity": "per-image min-max", "labels": "plurality"}
     arrays, info = cached_arrays(spec.name, SOURCE, files, params, lambda: build_arrays(cases, spec),
-                                 cache_dir=cache_dir, code_files=[__file__, folder_masks.__file__])
+                                 cache_dir=cache_dir, code_files=[__file__, folder_masks.__file__, base.__file__])
     masks = [c.mask for c in cases]
 
     def native_label(i: int) -> np.ndarray:

@@ -181,22 +181,3 @@ def preprocess_image(img: np.ndarray, height: int, width: int, path: Path) -> np
     if hi <= lo:
         raise DataError(f"{path}: image is constant after resizing to {height}x{width}; nothing to segment")
     return (2.0 * (small - lo) / (hi - lo) - 1.0).astype(np.float32)
-
-
-def resize_labels(labels: np.ndarray, n_classes: int, height: int, width: int) -> np.ndarray:
-    """Plurality over each output pixel's footprint; ties go to the higher class, so with two classes a pixel
-    is foreground when at least half of it is (``data.scr.downsample_mask``'s rule).
-
-    >>> resize_labels(np.array([[1, 1, 2, 2], [1, 0, 2, 0]], np.uint8), 3, 1, 2).tolist()
-    [[1, 2]]
-    """
-    if labels.shape == (height, width):
-        return labels.astype(np.uint8)
-    interp = _interpolation(labels.shape, (height, width))
-    best = np.full((height, width), -1.0, np.float32)
-    out = np.zeros((height, width), np.uint8)
-    for k in range(n_classes):  # one class at a time: memory stays one float image
-        frac = cv2.resize((labels == k).astype(np.float32), (width, height), interpolation=interp)
-        take = frac >= best
-        out[take], best[take] = k, frac[take]
-    return out

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from gan_seg_aug.data.base import TaskData
+from gan_seg_aug.data import base
+from gan_seg_aug.data.base import TaskData, resize_labels
 from gan_seg_aug.data.cache import cached_arrays
 from gan_seg_aug.data.loaders import DataError, check_paper_count
 
@@ -190,8 +191,7 @@ def downsample_mask(mask: np.ndarray, side: int = TRAIN_SIDE) -> np.ndarray:
     >>> downsample_mask(np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], np.uint8), 2).tolist()
     [[1, 0], [0, 1]]
     """
-    frac = cv2.resize(mask.astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)
-    return (frac >= 0.5).astype(np.uint8)
+    return resize_labels((np.asarray(mask) > 0).astype(np.uint8), 2, side, side)
 
 
 def build_arrays(cases: list[ScrCase], side: int = TRAIN_SIDE) -> dict:
@@ -227,7 +227,7 @@ def load(data_dir: Path, *, allow_partial: bool = False, cache_dir=None) -> Task
                              where=f"--data-dir {data_dir}")
     files = [p for c in cases for p in (c.image, c.mask)]
     arrays, info = cached_arrays("scr_lung", "jsrt_scr", files, PARAMS, lambda: build_arrays(cases),
-                                 cache_dir=cache_dir, code_files=[__file__])
+                                 cache_dir=cache_dir, code_files=[__file__, base.__file__])
     _warn_if_inverted(arrays["images"], arrays["labels"])
     masks = [c.mask for c in cases]
     kinds = sorted({"IMG" if c.image.name.lower().endswith(".img") else "PNG" for c in cases})
