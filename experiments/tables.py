@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from
 
 from gan_seg_aug.reporting import run_catalogue as R  # noqa: E402
 from gan_seg_aug.reporting import table_builder as T  # noqa: E402
+from gan_seg_aug.cli.arg_types import directory_or_new  # noqa: E402
 from gan_seg_aug.cli.flags import add_gan_args, aug_argv  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import gan_dir_name  # noqa: E402
@@ -67,13 +68,16 @@ def _csv_list(text: str, what: str, cast=str) -> list:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="experiments/tables.py", description=__doc__.splitlines()[0])
-    p.add_argument("--table", required=True, choices=R.TABLES + ("all",))
+    p.add_argument("--table", required=True, choices=R.TABLES + (R.LADDER, "all"),
+                   help="one of the paper's tables, 'ladder' (SCR fold 1 on nested subsets of 9, 25, 62 and all "
+                        "training cases, each with its own GAN), or all (the paper's four)")
     p.add_argument("--profile", choices=("paper", "cpu", "smoke"), default=None,
                    help="paper | cpu | smoke (default: paper with a GPU, else cpu)")
     p.add_argument("--data-dir-scr", default=None, help="JSRT/SCR root (omitted: embedded synthetic data)")
     p.add_argument("--data-dir-cityscapes", default=None, help="Cityscapes root (omitted: embedded synthetic data)")
     p.add_argument("--allow-partial", action="store_true", help="accept fewer cases than the paper's datasets")
-    p.add_argument("--runs-dir", default=str(T.REPO_ROOT / "runs"), help="root of the run directories")
+    p.add_argument("--runs-dir", type=directory_or_new, default=str(T.REPO_ROOT / "runs"),
+                   help="root of the run directories")
     p.add_argument("--results-dir", default=str(T.REPO_ROOT / "results"), help="where table_<N>.csv go")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (default 1)")
     p.add_argument("--folds", default="1,2,3", help="SCR folds of Table II (default 1,2,3; Table I is fold 1)")
@@ -125,26 +129,33 @@ def want(args) -> dict:
     return {"seed": args.seed, "critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn}
 
 
-def gan_job(task: str, fold: int, args) -> Job:
-    fdir = fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold)
+def _subset_flags(train_cases) -> list:
+    return ["--train-cases", str(train_cases)] if train_cases else []
+
+
+def gan_job(task: str, fold: int, args, train_cases=None) -> Job:
+    fdir = fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold, train_cases)
     gdir = fdir / gan_dir_name(args.critic_norm, args.seed)
     argv = [sys.executable, str(SCRIPTS["gan"]), "--task", task, "--fold", str(fold), "--profile", args.profile,
-            *_data_flags(task, args), "--sampling-bn", args.sampling_bn, "--runs-dir", str(args.runs_dir),
-            "--out", str(gdir)]
-    return Job(f"{task} fold {fold} GAN", argv, fdir / f"{gdir.name}.log", (gdir / "done.json").exists(),
-               gan=(task, fold), is_gan=True)
+            *_data_flags(task, args), *_subset_flags(train_cases), "--sampling-bn", args.sampling_bn,
+            "--runs-dir", str(args.runs_dir), "--out", str(gdir)]
+    subset = f" ({train_cases} training cases)" if train_cases else ""
+    return Job(f"{task} fold {fold}{subset} GAN", argv, fdir / f"{gdir.name}.log", (gdir / "done.json").exists(),
+               gan=(task, fold, train_cases), is_gan=True)
 
 
 def unet_job(spec: R.RunSpec, args, finished) -> Job:
-    fdir = fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold)
+    fdir = fold_dir(args.runs_dir, spec.task, args.profile, dataset(spec.task, args), spec.fold, spec.train_cases)
     fold = ["--fold", str(spec.fold)] if spec.task == "scr_lung" else []  # cityscapes has one fold, no flag
     argv = [sys.executable, str(SCRIPTS[spec.task]), *fold, "--mix", spec.mix, *aug_argv(spec.aug, spec.task),
-            "--profile", args.profile, *_data_flags(spec.task, args), "--runs-dir", str(args.runs_dir)]
+            "--profile", args.profile, *_data_flags(spec.task, args), *_subset_flags(spec.train_cases),
+            "--runs-dir", str(args.runs_dir)]
     if spec.needs_gan:
         argv += ["--sampling-bn", args.sampling_bn]
     done = T.find_run(spec, finished[spec.task], want(args)) is not None
-    return Job(f"{spec.task} fold {spec.fold} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
-               gan=(spec.task, spec.fold) if spec.needs_gan else None)
+    subset = f" ({spec.train_cases} training cases)" if spec.train_cases else ""
+    return Job(f"{spec.task} fold {spec.fold}{subset} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
+               gan=(spec.task, spec.fold, spec.train_cases) if spec.needs_gan else None)
 
 
 def plan(args) -> tuple[list, list]:
@@ -160,7 +171,7 @@ def plan(args) -> tuple[list, list]:
     finished = {task: T.finished_runs(args.runs_dir, task, args.profile, dataset(task, args))
                 for task in {s.task for s in specs}}
     unets = [unet_job(s, args, finished) for s in specs]
-    gans = [gan_job(task, fold, args) for task, fold in dict.fromkeys(s.gan for s in unets if s.gan)]
+    gans = [gan_job(task, fold, args, n) for task, fold, n in dict.fromkeys(s.gan for s in unets if s.gan)]
     return gans, unets
 
 

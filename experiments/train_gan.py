@@ -52,7 +52,7 @@ def main(argv=None) -> int:
                            precision=args.precision, critic_norm=args.critic_norm, sampling_bn=args.sampling_bn,
                            quality=args.quality, data_dir=args.data_dir, allow_partial=args.allow_partial,
                            cache_dir=args.cache_dir, runs_dir=args.runs_dir, gan_iterations=args.iterations,
-                           jit_compile_gan=args.jit_compile_gan)
+                           jit_compile_gan=args.jit_compile_gan, train_cases=args.train_cases)
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.experiment import choose_profile, load_fold, train_fold_gan
 

@@ -53,6 +53,7 @@ class RunSettings:
     out: str | None = None  # this U-Net run's directory; None = derived from the settings
     gan_checkpoint: str | None = None  # a finished GAN run to sample from instead of the fold's own
     gan_iterations: int | None = None  # None = the profile's
+    train_cases: int | None = None  # a nested subset of the fold's training cases (low-data ladder); None = all
     jit_compile_unet: bool = False
     jit_compile_gan: bool = False
 
@@ -100,7 +101,15 @@ def load_fold(s: RunSettings, profile: str):
     data = load_task(s.task, s.data_dir, masks_dir=s.masks_dir, allow_partial=s.allow_partial,
                      cache_dir=s.cache_dir, max_cases=C.get_profile(profile).max_cases)
     split, split_path = task_split(data, scratch_dir=Path(s.runs_dir) / "splits")
-    return data, fold_of(split, s.fold), split_path
+    fold = fold_of(split, s.fold)
+    if s.train_cases:
+        from gan_seg_aug.data.splits import training_subset
+
+        subset, subset_path = training_subset(split, split_path, s.fold, s.train_cases)
+        log.info(f"training on {len(subset)} of the fold's {len(fold['train'])} training cases ({subset_path.name}); "
+                 f"validation and test sets unchanged")
+        fold = {**fold, "train": subset}
+    return data, fold, split_path
 
 
 def run(s: RunSettings, strategy=None) -> dict:
@@ -123,7 +132,7 @@ def run(s: RunSettings, strategy=None) -> dict:
     aug = s.aug.scaled(cfg.height / C.family_spec(s.task).height) if s.aug is not None else None
 
     data, fold, split_path = load_fold(s, profile)
-    fdir = layout.fold_dir(s.runs_dir, s.task, profile, data.source, s.fold)
+    fdir = layout.fold_dir(s.runs_dir, s.task, profile, data.source, s.fold, s.train_cases)
     run_dir = Path(s.out) if s.out else fdir / name
     summary_path = run_dir / layout.UNET_DONE
     if summary_path.exists():
@@ -156,6 +165,7 @@ def run(s: RunSettings, strategy=None) -> dict:
         summary["masks_dir"] = s.data_context["masks_dir"]
     summary["allow_partial"] = bool(s.allow_partial)
     summary["split_file"] = split_path.name
+    summary["train_cases"] = s.train_cases  # None: the whole training set
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
     summary["execution"] = {**distribute.describe(strategy), "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)
@@ -172,7 +182,7 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
     gcfg = C.gan_config(s.task, profile, seed=s.seed, precision=s.precision, critic_norm=s.critic_norm,
                         jit_compile=s.jit_compile_gan, **overrides)
     out = Path(out) if out else layout.gan_dir(s.runs_dir, s.task, profile, data.source, s.fold, gcfg.critic_norm,
-                                               gcfg.seed, gcfg.precision)
+                                               gcfg.seed, gcfg.precision, s.train_cases)
     reporter = None
     if s.quality and strategy_is_local(strategy) and _enough_for_quality(fold):
         from gan_seg_aug.reporting.gan_report import Reporter

@@ -23,11 +23,13 @@ def default_runs_dir() -> Path:
     return REPO_ROOT / "runs"
 
 
-def fold_dir(runs_dir, task, profile: str, dataset: str, fold: int) -> Path:
-    """``task``: a paper task's name or any other task's TaskSpec (its directory is its name)."""
+def fold_dir(runs_dir, task, profile: str, dataset: str, fold: int, train_cases: int | None = None) -> Path:
+    """``task``: a paper task's name or any other task's TaskSpec (its directory is its name).  A training
+    subset (``--train-cases N``) is its own training set, with its own GAN: ``fold<k>_train<N>``."""
     from gan_seg_aug.tasks import task_name
 
-    return Path(runs_dir) / task_name(task) / profile / dataset / f"fold{fold}"
+    name = f"fold{fold}" + (f"_train{train_cases}" if train_cases else "")
+    return Path(runs_dir) / task_name(task) / profile / dataset / name
 
 
 def gan_dir_name(critic_norm: str, seed: int = 0, precision: str = "float32") -> str:
@@ -72,8 +74,9 @@ def unet_run_name(task, n_real: int, n_generated: int, aug=None, *, critic_norm:
     return name
 
 
-def gan_dir(runs_dir, task, profile, dataset, fold, critic_norm, seed=0, precision="float32") -> Path:
-    return fold_dir(runs_dir, task, profile, dataset, fold) / gan_dir_name(critic_norm, seed, precision)
+def gan_dir(runs_dir, task, profile, dataset, fold, critic_norm, seed=0, precision="float32",
+            train_cases: int | None = None) -> Path:
+    return fold_dir(runs_dir, task, profile, dataset, fold, train_cases) / gan_dir_name(critic_norm, seed, precision)
 
 
 def runs_root_of(run_dir) -> Path:

@@ -193,9 +193,16 @@ def test_minibatches_are_a_function_of_seed_and_iteration():
     assert np.bincount(all_idx, minlength=10).tolist() == [10] * 10
 
 
+def test_fewer_cases_than_a_minibatch_repeat_cases_evenly():
+    """The low-data ladder trains GANs on 9 cases with minibatches of 16: each minibatch spans epochs."""
+    idx = np.concatenate([real_minibatch_indices(9, i, n_critic=5, batch_size=16, seed=0).ravel() for i in (1, 2, 3)])
+    assert idx.shape == (240,) and set(idx.tolist()) == set(range(9))
+    assert np.bincount(idx, minlength=9).max() - np.bincount(idx, minlength=9).min() <= 1
+
+
 def test_bad_inputs_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="fewer than one GAN minibatch"):
-        train_gan(tiny_cfg(), tiny_data(), TRAIN_IDS[:3], tmp_path / "x")
+    with pytest.raises(ValueError, match="no training cases"):
+        train_gan(tiny_cfg(), tiny_data(), [], tmp_path / "x")
     with pytest.raises(KeyError, match="not in this dataset"):
         train_gan(tiny_cfg(), tiny_data(), ["nope"] * 4, tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="no done.json"):

@@ -39,7 +39,7 @@ def load_cli(name: str):
 def write_run(runs_dir, spec: R.RunSpec, *, profile="cpu", dataset="synthetic", per_image=None, val=None,
               test=None, run_name=None, aug_params=None, resolution=None):
     """A fake finished run (summary.json + metrics_per_image.csv) in the layout of the commands."""
-    run_dir = fold_dir(runs_dir, spec.task, profile, dataset, spec.fold) / (run_name or spec.run_name)
+    run_dir = fold_dir(runs_dir, spec.task, profile, dataset, spec.fold, spec.train_cases) / (run_name or spec.run_name)
     run_dir.mkdir(parents=True)
     if per_image is not None:
         per_image.to_csv(run_dir / "metrics_per_image.csv", index=False)
@@ -55,6 +55,8 @@ def write_run(runs_dir, spec: R.RunSpec, *, profile="cpu", dataset="synthetic", 
                "stopped_by": "early_stopping", "val": val or {}, "test": test or {"n": 3}}
     if resolution:
         summary["resolution"] = resolution
+    if spec.train_cases:
+        summary["train_cases"] = spec.train_cases
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 
@@ -294,3 +296,20 @@ def test_smoke_sweep_writes_all_four_tables(smoke_sweep):
     assert (fold1 / f"{gan_dir_name(GANConfig.critic_norm)}.log").exists() and (fold1 / "8-8-NoAug.log").exists()
     assert t2.loc["8-8-NoAug", "critic_norm"] == GANConfig.critic_norm and t2.loc["8-8-NoAug", "gan_health"]
     assert 0.0 <= t2.loc["8-8-NoAug", "gan_pair_consistency"] <= 1.0  # the quality of the generator it sampled
+
+
+def test_ladder_rows_have_their_own_runs_and_never_stand_in_for_the_full_set(tmp_path):
+    rows = R.table_rows("ladder")
+    assert [r.row_id for r in rows[:3]] == ["16-0-NoAug_train9", "16-0-Aug_train9", "8-8-NoAug_train9"]
+    assert [r.runs[0].train_cases for r in rows[::3]] == [9, 25, 62, None]
+    sub = rows[0].runs[0]
+    write_run(tmp_path, sub, per_image=scr_per_image([0.8, 0.9], [5.0, 6.0]))
+    full = R.RunSpec("scr_lung", 1, 16, 0)
+    runs = T.finished_runs(tmp_path, "scr_lung", "cpu", "synthetic")
+    assert T.find_run(sub, runs) is not None and T.find_run(full, runs) is None  # a subset is not Table II's run
+    ladder = T.build_table("ladder", tmp_path, "cpu", "synthetic")
+    first = ladder.iloc[0]
+    assert first["status"] == "ok" and first["train_cases"] == 9 and first["dice_mean"] == pytest.approx(0.85)
+    assert (ladder["status"] == "missing").sum() == len(rows) - 1
+    table_ii = T.build_table("II", tmp_path, "cpu", "synthetic", folds=(1,))
+    assert (table_ii["status"] == "missing").all()

@@ -7,7 +7,7 @@ import argparse
 
 from gan_seg_aug import config as C
 from gan_seg_aug.augment.settings import ELASTIC_BACKENDS
-from gan_seg_aug.cli.arg_types import directory_or_new
+from gan_seg_aug.cli.arg_types import directory_or_new, positive_int
 from gan_seg_aug.cli.log_setup import add_verbosity_args
 from gan_seg_aug.layout import default_runs_dir
 
@@ -67,6 +67,9 @@ def add_data_args(p: argparse.ArgumentParser, *, data_dir: bool = True, allow_pa
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the GAN and the U-Net (default %(default)s)")
     p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    p.add_argument("--train-cases", type=positive_int, default=None, metavar="N",
+                   help="train GAN and U-Net on a fixed nested subset of N of the fold's training cases (saved "
+                        "beside the split; validation and test sets unchanged): the low-data ladder")
 
 
 def add_gan_args(p: argparse.ArgumentParser) -> None:
@@ -147,7 +150,7 @@ def settings_from_args(task, args):
         masks_dir=getattr(args, "masks", None), allow_partial=getattr(args, "allow_partial", False),
         cache_dir=args.cache_dir, runs_dir=args.runs_dir, out=args.out, gan_checkpoint=args.gan_checkpoint,
         jit_compile_unet=bool(getattr(args, "jit_compile_unet", False)),
-        jit_compile_gan=bool(getattr(args, "jit_compile_gan", False)))
+        jit_compile_gan=bool(getattr(args, "jit_compile_gan", False)), train_cases=getattr(args, "train_cases", None))
 
 
 def aug_argv(aug, task) -> list[str]:

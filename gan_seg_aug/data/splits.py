@@ -127,3 +127,29 @@ def fold_of(split: dict, fold: int) -> dict:
     if not 1 <= fold <= n:
         raise ValueError(f"--fold {fold} out of range: this split has folds 1..{n}")
     return split["folds"][fold - 1]
+
+
+def training_subset(split: dict, split_path: Path, fold: int, n: int, *, seed: int = SPLIT_SEED) -> tuple[list, Path]:
+    """The first ``n`` training cases of ``fold`` in one fixed random order: subsets of one fold are
+    nested (the 9 cases of ``n=9`` are among the 25 of ``n=25``), the fold's validation and test sets
+    are untouched.  Saved once beside the split (``<split>_fold<k>_train<n>.json``) and reused, like it.
+
+    >>> split = {"task": "t", "folds": [{"train": list("abcdefghij"), "val": [], "test": []}]}
+    >>> import tempfile; d = Path(tempfile.mkdtemp()); split_path = d / "t.json"
+    >>> small, _ = training_subset(split, split_path, 1, 3); large, _ = training_subset(split, split_path, 1, 6)
+    >>> set(small) < set(large), len(large)
+    (True, 6)
+    """
+    train = sorted(fold_of(split, fold)["train"])
+    if not 1 <= n <= len(train):
+        raise ValueError(f"--train-cases {n}: fold {fold} has {len(train)} training cases; expected 1..{len(train)}")
+    path = Path(split_path).with_name(f"{Path(split_path).stem}_fold{fold}_train{n}.json")
+    order = [train[i] for i in np.random.default_rng(seed).permutation(len(train))]
+    record = {"parent_split": Path(split_path).name, "fold": fold, "n": n, "seed": seed, "train": sorted(order[:n])}
+    if path.exists():
+        saved = read_json(path)
+        if saved.get("train") != record["train"]:
+            raise ValueError(f"{path}: saved training subset differs from the one this split gives; move it away")
+        return saved["train"], path
+    atomic_write_json(path, record)
+    return record["train"], path

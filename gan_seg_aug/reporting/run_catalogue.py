@@ -16,9 +16,14 @@ from dataclasses import dataclass
 from gan_seg_aug.augment.settings import AUG_PRESETS, AugParams, is_preset
 from gan_seg_aug.layout import unet_run_name
 
-TABLES = ("I", "II", "III", "IV")
+TABLES = ("I", "II", "III", "IV")  # the paper's
+# The low-data ladder (not in the paper): SCR fold 1 trained on nested subsets of its training cases,
+# each subset with its own GAN, the same validation and test sets.  None = all training cases.
+LADDER = "ladder"
+LADDER_CASES = (9, 25, 62, None)
+LADDER_RUNS = ((16, 0, False), (16, 0, True), (8, 8, False))  # 16-0-NoAug, 16-0-Aug, 8-8-NoAug
 SCR_FOLDS = (1, 2, 3)
-TABLE_TASK = {"I": "scr_lung", "II": "scr_lung", "III": "cityscapes", "IV": "cityscapes"}
+TABLE_TASK = {"I": "scr_lung", "II": "scr_lung", "III": "cityscapes", "IV": "cityscapes", LADDER: "scr_lung"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class RunSpec:
     n_real: int
     n_generated: int
     aug: AugParams | None = None
+    train_cases: int | None = None  # a nested training subset (the ladder); None = the whole training set
 
     @property
     def mix(self) -> str:
@@ -114,7 +120,12 @@ def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
                 runs = tuple(RunSpec(task, f, r, g, aug) for f in fold_list)
                 out.append(TableRow(table, runs[0].network_id, runs))
         return out
-    raise ValueError(f"unknown --table {table!r}: expected one of {', '.join(TABLES)} or all")
+    if table == LADDER:
+        return [TableRow(LADDER, f"{RunSpec('scr_lung', 1, r, g, AUG_PRESETS['scr_lung'] if a else None).network_id}"
+                                 f"_train{n or 'all'}",
+                         (RunSpec("scr_lung", 1, r, g, AUG_PRESETS["scr_lung"] if a else None, train_cases=n),))
+                for n in LADDER_CASES for r, g, a in LADDER_RUNS]
+    raise ValueError(f"unknown --table {table!r}: expected one of {', '.join(TABLES)}, {LADDER} or all")
 
 
 def table_runs(tables, folds=SCR_FOLDS) -> list[RunSpec]:

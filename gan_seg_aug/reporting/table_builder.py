@@ -22,7 +22,7 @@ import pandas as pd
 
 from gan_seg_aug.artifacts import read_json
 from gan_seg_aug.config import CITYSCAPES_CATEGORIES, task_spec
-from gan_seg_aug.reporting.run_catalogue import SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
+from gan_seg_aug.reporting.run_catalogue import LADDER, SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
 from gan_seg_aug.layout import REPO_ROOT
 
@@ -69,6 +69,8 @@ def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
         for key, field in (("critic_norm", "gan_critic_norm"), ("sampling_bn", "sampling_bn")):
             if key in want and (s.get(field) or LEGACY_GAN[field]) != want[key]:
                 return False
+    if (s.get("train_cases") or None) != spec.train_cases:  # a subset's run never stands in for the full set's
+        return False
     if (s.get("task") != spec.task or int(s.get("fold", 1)) != spec.fold or s.get("n_real") != spec.n_real
             or s.get("n_generated") != spec.n_generated or bool(s.get("augment")) != (spec.aug is not None)):
         return False
@@ -202,6 +204,8 @@ def _pooled_row(row: TableRow, runs, profile, dataset, want=None) -> dict:
     spec0 = row.runs[0]
     out = {"row_id": row.row_id, "network_id": spec0.network_id, "n_real": spec0.n_real,
            "n_generated": spec0.n_generated, "augment": spec0.aug is not None}
+    if row.table == LADDER:
+        out["train_cases"] = spec0.train_cases or "all"
     found, frames = [], []
     for spec in row.runs:
         run = find_run(spec, runs, want)
@@ -242,7 +246,7 @@ def build_table(table: str, runs_dir, profile: str, dataset: str, folds=SCR_FOLD
     task = TABLE_TASK.get(table)
     rows = select_rows(table_rows(table, folds), only)
     runs = finished_runs(runs_dir, task, profile, dataset)
-    make = _pooled_row if table == "II" else _single_run_row
+    make = _pooled_row if table in ("II", LADDER) else _single_run_row
     frame = pd.DataFrame([make(r, runs, profile, dataset, want) for r in rows])
     for c in ("n_real", "n_generated", "n_test", "gan_iterations", "unet_iterations", "best_iteration", "seed",
               "hausdorff_undefined"):

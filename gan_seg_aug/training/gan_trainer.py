@@ -79,8 +79,11 @@ class RealPairs:
         self.data = data.resized(cfg.height, cfg.width)
         self.rows = self.data.indices(list(train_ids))
         self.n_classes = task_spec(cfg.task).n_classes
-        if len(self.rows) < cfg.batch_size:
-            raise ValueError(f"{len(self.rows)} training cases is fewer than one GAN minibatch ({cfg.batch_size})")
+        if not len(self.rows):
+            raise ValueError("no training cases for the GAN")
+        if len(self.rows) < cfg.batch_size:  # the low-data ladder: epochs are shorter than a minibatch
+            log.info(f"[gan] {len(self.rows)} training cases, fewer than one minibatch of {cfg.batch_size}: each "
+                     f"minibatch spans several shuffled epochs, so it repeats cases")
 
     def __len__(self) -> int:
         return len(self.rows)
