@@ -88,7 +88,7 @@ def test_an_own_task_travels_as_its_spec_and_reads_back_from_json(folders):
     assert C.GANConfig(**json.loads(json.dumps(C.to_dict(gan)))) == gan  # config.json holds the whole spec
     assert (gan.height, gan.width, gan.batch_size) == (16, 32, 8)  # 32 rows x 32/128 (smoke), floor 16
     unet = C.unet_config(spec, "cpu")
-    assert (unet.height, unet.width, unet.unet_width_div, unet.network_id) == (16, 32, 8, "4-4-NoAug")
+    assert (unet.height, unet.width, unet.unet_width_div, unet.network_id) == (32, 64, 8, "4-4-NoAug")  # cpu: full side
     assert C.task_fields(spec)["task"] == "own_classes" and C.task_fields("scr_lung") == {"task": "scr_lung"}
 
 
