@@ -229,6 +229,9 @@ def execute(gans: list, unets: list, n_jobs: int) -> list[Job]:
     ready = [j for j in unets if not j.finished and j.gan not in pending_gans]
     waiting = [j for j in unets if not j.finished and j.gan in pending_gans]
     total, count, failed = len(todo_gans) + len(ready) + len(waiting), 0, []
+    done_before = sum(j.finished for j in gans + unets)
+    log.info(f"{total} run(s) to do ({len(todo_gans)} GAN(s), {len(ready) + len(waiting)} U-Net(s)); {done_before} "
+             f"already finished. Interrupted? Run the same command again: finished runs are kept, the others resume.")
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
         running = {pool.submit(_run, j) for j in todo_gans + ready}
         while running:
