@@ -70,7 +70,8 @@ def instrument(clock: StageClock) -> None:
     clock.wrap(gan_trainer, "train_gan", "gan_training")
     clock.wrap(experiment, "final_quality_report", "gan_quality_report")
     clock.wrap(unet_trainer, "train_unet", "unet_training")
-    clock.wrap(unet_trainer, "save_checkpoint", "checkpoint_writing")
+    clock.wrap(unet_trainer, "save_unet_checkpoint", "checkpoint_writing")
+    clock.wrap(gan_trainer, "save_gan_checkpoint", "checkpoint_writing")
     clock.wrap(unet_trainer, "_write_history", "checkpoint_writing")
     clock.wrap(run_summary, "evaluate_and_summarise", "evaluation_val_test")
     make_val = unet_trainer.make_validation_loss
