@@ -124,7 +124,8 @@ def main(argv=None) -> int:
     p.add_argument("--allow-partial", action="store_true")
     p.add_argument("--profile", choices=("cpu", "smoke"), default="cpu")
     p.add_argument("--mix", default="8-8")
-    p.add_argument("--precision", default="float32")
+    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
+                   help="default auto: the profile's on this machine (training/precision.py)")
     p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--runs-dir", default=None, help="where the runs go (default: a fresh temporary directory)")
     p.add_argument("--out", default=None, help="also write the JSON summary here")
@@ -142,11 +143,14 @@ def main(argv=None) -> int:
     settings = RunSettings(task="scr_lung", fold=1, mix=args.mix, profile=args.profile, precision=args.precision,
                            quality=args.quality, data_dir=args.data_dir, allow_partial=args.allow_partial,
                            runs_dir=str(runs_dir))
+    from gan_seg_aug.training.precision import choose_precision
+
+    precision = choose_precision(args.precision, args.profile)
     t0 = time.perf_counter()
     with clock.stage("other"):
         summary = run(settings)
     total = time.perf_counter() - t0
-    record = {"benchmark": "bench_fold", "profile": args.profile, "mix": args.mix, "precision": args.precision,
+    record = {"benchmark": "bench_fold", "profile": args.profile, "mix": args.mix, "precision": precision,
               "quality": args.quality, "dataset": summary["dataset"], "runs_dir": str(runs_dir),
               "wall_seconds": round(total, 1),
               "stages_seconds": {k: round(v, 1) for k, v in sorted(clock.seconds.items(), key=lambda kv: -kv[1])},

@@ -88,6 +88,9 @@ def parse_args(argv=None):
                    help="passed to every run: mirrored = all GPUs of a machine per run (docs/scaling.md)")
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
     p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
+    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                   help="of every run, and of the rows the tables take (default auto: the profile's on this "
+                        "machine; give it explicitly to --collect-only runs made on another machine)")
     add_gan_args(p)
     add_verbosity_args(p)
     args = p.parse_args(argv)
@@ -118,7 +121,7 @@ def _data_flags(task, args) -> list:
     d = data_dir(task, args)
     return ((["--data-dir", str(d)] if d else []) + (["--allow-partial"] if args.allow_partial else [])
             + (["--strategy", args.strategy] if args.strategy != "default" else [])
-            + ["--seed", str(args.seed), "--critic-norm", args.critic_norm]
+            + ["--seed", str(args.seed), "--precision", args.precision, "--critic-norm", args.critic_norm]
             + ([] if args.quality else ["--no-quality"])
             # -v reaches the runs' logs; -q does not: their last line is the sweep's "ok" summary
             + (["-" + "v" * args.verbose] if args.verbose else []))
@@ -126,7 +129,8 @@ def _data_flags(task, args) -> list:
 
 def want(args) -> dict:
     """The GAN and seed settings the table rows must have been run with (tables.matches)."""
-    return {"seed": args.seed, "critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn}
+    return {"seed": args.seed, "critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn,
+            "precision": args.precision}
 
 
 def _subset_flags(train_cases) -> list:
@@ -135,7 +139,7 @@ def _subset_flags(train_cases) -> list:
 
 def gan_job(task: str, fold: int, args, train_cases=None) -> Job:
     fdir = fold_dir(args.runs_dir, task, args.profile, dataset(task, args), fold, train_cases)
-    gdir = fdir / gan_dir_name(args.critic_norm, args.seed)
+    gdir = fdir / gan_dir_name(args.critic_norm, args.seed, args.precision)
     argv = [sys.executable, str(SCRIPTS["gan"]), "--task", task, "--fold", str(fold), "--profile", args.profile,
             *_data_flags(task, args), *_subset_flags(train_cases), "--sampling-bn", args.sampling_bn,
             "--runs-dir", str(args.runs_dir), "--out", str(gdir)]
@@ -279,6 +283,9 @@ def main(argv=None) -> int:
         from gan_seg_aug.experiment import choose_profile
 
         args.profile = choose_profile(None)
+    from gan_seg_aug.training.precision import choose_precision
+
+    args.precision = choose_precision(args.precision, args.profile)  # one name for every job and row
     gans, unets = plan(args)
     if args.print_commands:
         print_commands(gans, unets)

@@ -26,6 +26,7 @@ from gan_seg_aug.tasks import (CITYSCAPES, CITYSCAPES_CATEGORIES, FAMILY_MIN_SID
 
 PROFILES = ("paper", "cpu", "smoke")
 PRECISIONS = ("float32", "mixed_bfloat16")
+AUTO_PRECISION = "auto"  # a profile's / --precision's "as fast as this hardware allows" (training/precision.py)
 STRATEGIES = ("default", "mirrored", "multiworker")  # --strategy (distribute.make_strategy)
 # How the critic is normalised (docs/decisions.md §3).  "batch": BN, real / fake / interpolated minibatches
 # in three separate critic calls (three batch statistics); "batch-joint": one call on [real; fake; x̂], one
@@ -63,6 +64,7 @@ class Profile:
     gan_sample_every: int
     gan_checkpoint_every: int
     max_cases: int = 0  # 0 = all; smoke runs use a subset to stay in seconds
+    precision: str = "float32"  # or AUTO_PRECISION: bf16 where the hardware has it (training/precision.py)
     note: str = ""
 
 
@@ -94,6 +96,8 @@ PROFILE_TABLE: dict[str, Profile] = {
         unet_max_iterations=8_000,  # a safety net only: the thesis rule, not the cap, ends a cpu run
         gan_sample_every=250,
         gan_checkpoint_every=100,
+        # bf16 where native (docs/decisions.md "Precision of the cpu profile": the speed and the evidence)
+        precision=AUTO_PRECISION,
         note="same architecture family scaled for 2 CPU cores: half side, narrower, fewer iterations",
     ),
     "smoke": Profile(

@@ -41,7 +41,7 @@ class RunSettings:
     aug: AugParams | None = None  # at the paper's resolution; None = no standard augmentation
     profile: str | None = None  # None = paper with a GPU, else cpu
     seed: int = 0
-    precision: str = "float32"
+    precision: str | None = None  # None / "auto" = the profile's (training/precision.py: choose_precision)
     critic_norm: str = C.GANConfig.critic_norm
     sampling_bn: str = C.UNetConfig.sampling_bn
     quality: bool = True  # GAN quality report (needs the fold's real-pairs-only reference U-Net)
@@ -93,6 +93,16 @@ def choose_profile(requested: str | None) -> str:
     return "cpu"
 
 
+def resolved_precision(s: RunSettings, profile: str) -> RunSettings:
+    """The settings with ``precision`` resolved for this machine (``auto`` / None -> a concrete name)."""
+    from gan_seg_aug.training.precision import choose_precision
+
+    precision = choose_precision(s.precision, profile)
+    if precision != s.precision:
+        log.info(f"precision {precision} (the {profile} profile's choice on this machine; --precision to override)")
+    return dataclasses.replace(s, precision=precision)
+
+
 def load_fold(s: RunSettings, profile: str):
     """(data, fold dict, split file) of the settings' task and fold."""
     from gan_seg_aug.data.loaders import load_task, task_split
@@ -122,6 +132,7 @@ def run(s: RunSettings, strategy=None) -> dict:
 
     commit_at_start = git_commit()  # the code that trained; the summary is written much later
     profile = choose_profile(s.profile)
+    s = resolved_precision(s, profile)
     n_real, n_gen = C.parse_mix(s.mix, s.task)
     cfg = C.unet_config(s.task, profile, s.mix, augment=s.aug is not None, seed=s.seed, precision=s.precision,
                         jit_compile=s.jit_compile_unet, sampling_bn=s.sampling_bn)
@@ -138,7 +149,8 @@ def run(s: RunSettings, strategy=None) -> dict:
     if summary_path.exists():
         summary = read_json(summary_path)
         refuse_other_run(run_dir, summary, {"seed": s.seed, "n_real": n_real, "n_generated": n_gen,
-                                            "augment": s.aug is not None}, what="U-Net")
+                                            "augment": s.aug is not None, "precision": s.precision}, what="U-Net",
+                         legacy={"precision": layout.recorded_precision(run_dir)})
         log.info("already finished (delete the directory to run again): " + one_line(summary, run_dir))
         return summary
 
@@ -178,6 +190,7 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
     """Train (or reuse, or resume) the fold's GAN of these settings, with its quality report."""
     from gan_seg_aug.training.gan_trainer import train_gan
 
+    s = resolved_precision(s, profile)
     overrides = {"iterations": s.gan_iterations} if s.gan_iterations else {}
     gcfg = C.gan_config(s.task, profile, seed=s.seed, precision=s.precision, critic_norm=s.critic_norm,
                         jit_compile=s.jit_compile_gan, **overrides)

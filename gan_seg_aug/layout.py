@@ -89,6 +89,15 @@ def runs_root_of(run_dir) -> Path:
     return parents[4] if len(parents) > 4 else Path(run_dir).parent
 
 
+def recorded_precision(run_dir) -> str:
+    """The precision a U-Net run trained in, from its ``config.json`` (summaries written before they
+    recorded it do not say); float32 when there is no config."""
+    from gan_seg_aug.artifacts import read_json
+
+    path = Path(run_dir) / "config.json"
+    return (read_json(path).get("config") or {}).get("precision", "float32") if path.exists() else "float32"
+
+
 def is_finished_gan(path) -> bool:
     return (Path(path) / GAN_DONE).exists()
 

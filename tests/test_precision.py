@@ -124,3 +124,33 @@ def test_float32_loss_casts_inputs_and_output():
     out = ce(tf.constant([1]), tf.constant([[0.0, 1.0]], tf.bfloat16))
     assert out.dtype == tf.float32
     np.testing.assert_allclose(out.numpy(), [np.log1p(np.exp(-1.0))], rtol=1e-6)
+
+
+no_gpu = pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU decides instead of CPU flags")
+
+
+@no_gpu
+@pytest.mark.parametrize("flags, expected", [({"avx2", "avx512_bf16"}, "mixed_bfloat16"),
+                                             ({"amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+                                             ({"avx2", "avx512f", "fma"}, "float32"), (set(), "float32")])
+def test_cpu_profile_auto_takes_bfloat16_only_where_the_cpu_has_it(flags, expected):
+    assert precision.choose_precision("auto", "cpu", cpu_flags=flags) == expected
+    assert precision.choose_precision(None, "cpu", cpu_flags=flags) == expected  # no flag = auto
+
+
+@no_gpu
+def test_paper_and_smoke_profiles_and_explicit_choices_ignore_the_hardware():
+    bf16_cpu = {"avx512_bf16"}
+    assert precision.choose_precision(None, "paper", cpu_flags=bf16_cpu) == "float32"  # thesis §4.2: float32
+    assert precision.choose_precision("auto", "smoke", cpu_flags=bf16_cpu) == "float32"
+    assert precision.choose_precision("float32", "cpu", cpu_flags=bf16_cpu) == "float32"
+    assert precision.choose_precision("mixed_bfloat16", "paper", cpu_flags=set()) == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="--precision 'float16'"):
+        precision.choose_precision("float16", "cpu")
+
+
+def test_native_bfloat16_names_the_reason():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides instead of CPU flags")
+    assert precision.native_bfloat16({"sse2", "avx512_bf16"}) == "CPU flag avx512_bf16"
+    assert precision.native_bfloat16({"sse2"}) is None

@@ -181,6 +181,19 @@ def test_runs_are_matched_by_configuration_even_when_rescaled(tmp_path):
     assert t1.loc["sh0_sc0_tr0_el10", "status"] == "missing"  # same elastic, no translation: not this run
 
 
+def test_rows_are_taken_only_from_runs_of_the_wanted_precision(tmp_path):
+    spec = R.table_rows("II")[0].runs[0]
+    # a summary written before summaries recorded the precision: the run's config.json says it
+    run_dir = write_run(tmp_path, spec, dataset="real", per_image=scr_per_image([0.9, 0.95], [3.0, 2.0]))
+    (run_dir / "config.json").write_text(json.dumps({"config": {"precision": "mixed_bfloat16"}}))
+    runs = T.finished_runs(tmp_path, spec.task, "cpu", "real")
+    assert runs[0].summary["precision"] == "mixed_bfloat16"
+    assert T.find_run(spec, runs, {"precision": "mixed_bfloat16"}) is not None
+    assert T.find_run(spec, runs, {"precision": "float32"}) is None
+    table = T.build_table("II", tmp_path, "cpu", "real", folds=(spec.fold,), want={"precision": "mixed_bfloat16"})
+    assert table.set_index("row_id").loc[spec.network_id, "precision"] == "mixed_bfloat16"
+
+
 # ----------------------------------------------------------------------------- the sweep runner
 
 FAKE_GAN = '''import json, sys

@@ -66,7 +66,9 @@ def add_data_args(p: argparse.ArgumentParser, *, data_dir: bool = True, allow_pa
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the GAN and the U-Net (default %(default)s)")
-    p.add_argument("--precision", choices=C.PRECISIONS, default="float32")
+    p.add_argument("--precision", choices=(C.AUTO_PRECISION, *C.PRECISIONS), default=C.AUTO_PRECISION,
+                   help="auto (default): the profile's -- float32 for paper and smoke; for cpu, mixed_bfloat16 "
+                        "where the hardware computes bf16 natively (AVX512-BF16 / AMX CPU, GPU >= 8.0), else float32")
     p.add_argument("--train-cases", type=positive_int, default=None, metavar="N",
                    help="train GAN and U-Net on a fixed nested subset of N of the fold's training cases (saved "
                         "beside the split; validation and test sets unchanged): the low-data ladder")

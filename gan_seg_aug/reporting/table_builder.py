@@ -24,7 +24,7 @@ from gan_seg_aug.artifacts import read_json
 from gan_seg_aug.config import CITYSCAPES_CATEGORIES, task_spec
 from gan_seg_aug.reporting.run_catalogue import LADDER, SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
-from gan_seg_aug.layout import REPO_ROOT
+from gan_seg_aug.layout import REPO_ROOT, recorded_precision
 
 
 # --------------------------------------------------------------------------- finding finished runs
@@ -41,7 +41,10 @@ def finished_runs(runs_dir, task: str, profile: str, dataset: str) -> list[Finis
     out = []
     for path in sorted(base.glob("fold*/*/summary.json")):
         try:
-            out.append(FinishedRun(path.parent, read_json(path)))
+            summary = read_json(path)
+            if "precision" not in summary:  # written before summaries said; the run's config does
+                summary["precision"] = recorded_precision(path.parent)
+            out.append(FinishedRun(path.parent, summary))
         except ValueError as e:  # a corrupt summary must not hide the others
             print(f"warning: skipping {e}")
     return out
@@ -57,13 +60,15 @@ LEGACY_GAN = {"gan_critic_norm": "batch", "sampling_bn": "moving"}
 
 def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
     """Does this finished run have the configuration of ``spec`` and the GAN / seed settings ``want``
-    (``critic_norm``, ``sampling_bn``, ``seed``; omitted keys are not checked)?
+    (``critic_norm``, ``sampling_bn``, ``seed``, ``precision``; omitted keys are not checked)?
 
     Pixel stds are accepted at the paper's resolution or rescaled to the run's resolution
     (profiles below the paper size record ``AugParams.scaled`` values).
     """
     s, want = summary, want or {}
     if "seed" in want and int(s.get("seed") or 0) != int(want["seed"]):
+        return False
+    if "precision" in want and s.get("precision", "float32") != want["precision"]:
         return False
     if spec.n_generated > 0:
         for key, field in (("critic_norm", "gan_critic_norm"), ("sampling_bn", "sampling_bn")):
@@ -140,7 +145,7 @@ def resolve_run_dir(text: str) -> Path:
 
 GAN_QUALITY_COLUMNS = ("gan_pair_consistency", "gan_kid_vs_train", "gan_precision", "gan_recall",
                        "gan_one_component_fraction", "gan_category_tv_distance", "gan_memorised_fraction")
-INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "critic_norm", "sampling_bn", "gan_health",
+INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "precision", "critic_norm", "sampling_bn", "gan_health",
                 *GAN_QUALITY_COLUMNS, "gan_iterations", "unet_iterations", "best_iteration",
                 "stopped_by", "seed", "git_commit", "date", "run_dir")
 
@@ -150,6 +155,7 @@ def _run_info(run: FinishedRun) -> dict:
     gen = (s.get("n_generated") or 0) > 0
     quality = s.get("gan_quality") or {}
     return {"profile": s.get("profile"), "dataset": s.get("dataset"), "n_test": (s.get("test") or {}).get("n"),
+            "precision": s.get("precision", "float32"),
             "critic_norm": (s.get("gan_critic_norm") or LEGACY_GAN["gan_critic_norm"]) if gen else None,
             "sampling_bn": (s.get("sampling_bn") or LEGACY_GAN["sampling_bn"]) if gen else None,
             "gan_health": s.get("gan_health"), **{c: quality.get(c) for c in GAN_QUALITY_COLUMNS},

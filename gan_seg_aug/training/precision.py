@@ -1,4 +1,4 @@
-"""``--precision float32|mixed_bfloat16`` for GAN and U-Net training.
+"""``--precision auto|float32|mixed_bfloat16`` for GAN and U-Net training.
 
 The thesis trained in float32 on a Tesla K80 (§4.2 / chapter 5); bfloat16 is an implementation
 speed-up only and must not change the algorithm.  Under Keras' ``mixed_bfloat16`` policy the
@@ -15,6 +15,13 @@ creates with the variables' dtype) stay float32.  What else stays float32, and w
 
 bfloat16 has float32's exponent range, so no loss scaling is needed (unlike float16).
 
+Which one a run uses (:func:`choose_precision`): ``--precision`` when given; otherwise the profile's
+(``Profile.precision``).  The paper and smoke profiles say float32.  The cpu profile says ``auto``:
+mixed_bfloat16 where the hardware computes bfloat16 natively (a CPU with AVX512-BF16 or AMX-BF16, a GPU
+of compute capability 8.0 or newer), float32 elsewhere, where bfloat16 is emulated and slower.  The
+measurements behind that choice are in docs/decisions.md ("Precision of the cpu profile").  The
+resolved name is what every config, summary and table records.
+
 Use::
 
     with set_precision("mixed_bfloat16"):   # layers built here compute in bfloat16
@@ -23,10 +30,60 @@ Use::
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import keras
 import tensorflow as tf
 
 from gan_seg_aug.config import PRECISIONS  # ("float32", "mixed_bfloat16"): the configs validate against the same tuple
+from gan_seg_aug.config import AUTO_PRECISION, get_profile
+
+log = logging.getLogger(__name__)
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 arithmetic
+
+
+def native_bfloat16(cpu_flags: set | None = None) -> str | None:
+    """Why this machine computes bfloat16 natively ("GPU ...", "CPU flag ..."), or None if it does not.
+
+    ``cpu_flags``: for tests; by default the flags of /proc/cpuinfo (empty where there is none).
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:  # TF places the work on the first GPU; bf16 tensor cores arrived with Ampere (8.0)
+        cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        return f"GPU of compute capability {cc[0]}.{cc[1]}" if tuple(cc) >= (8, 0) else None
+    flags = _cpu_flags() if cpu_flags is None else set(cpu_flags)
+    hit = [f for f in CPU_BF16_FLAGS if f in flags]
+    return f"CPU flag {hit[0]}" if hit else None
+
+
+def _cpu_flags() -> set:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def choose_precision(requested: str | None, profile: str, *, cpu_flags: set | None = None) -> str:
+    """The precision a run uses: ``requested`` (``--precision``) unless None / ``auto``, else the profile's;
+    a profile's ``auto`` is mixed_bfloat16 where :func:`native_bfloat16` finds native support, float32 elsewhere.
+
+    >>> choose_precision("float32", "cpu"), choose_precision(None, "paper"), choose_precision(None, "smoke")
+    ('float32', 'float32', 'float32')
+    """
+    choice = get_profile(profile).precision if requested in (None, AUTO_PRECISION) else requested
+    if choice != AUTO_PRECISION:
+        return check_precision(choice)
+    why = native_bfloat16(cpu_flags)
+    if why:
+        log.debug(f"precision: mixed_bfloat16 (profile {profile}, auto: {why})")
+        return "mixed_bfloat16"
+    log.debug(f"precision: float32 (profile {profile}, auto: no native bfloat16 on this machine)")
+    return "float32"
 
 
 def check_precision(name: str, flag: str = "--precision") -> str:
