@@ -31,9 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", type=directory_or_new, default=None, help="root of the run directories")
     args = p.parse_args(argv)
     args.fold_dir = run_path(args.fold_dir, args.runs_dir)
-    import cv2
-
     from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_csv, atomic_write_text
+    from gan_seg_aug.export.publish import small_png
     from gan_seg_aug.reporting.gan_quality_table import quality_table, to_markdown
 
     fold = Path(args.fold_dir)
@@ -52,12 +51,8 @@ def main(argv=None) -> int:
         figures = [grids[-1]] if grids else []
         figures += sorted((gdir / "quality").glob("gan_quality_bn-*.png"))
         for src in figures:
-            img = cv2.imread(str(src))
-            scale = min(1.0, 720 / img.shape[1])
-            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else img
-            ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
             tag = "final_samples" if src.parent.name == "samples" else src.stem
-            atomic_write_bytes(out / f"{name}_{tag}.png", png.tobytes())
+            atomic_write_bytes(out / f"{name}_{tag}.png", small_png(src.read_bytes()))
     print(f"wrote {out / 'gan_quality.csv'} ({len(frame)} rows) and figures")
     return 0
 

@@ -1,0 +1,94 @@
+"""Finished runs as committable results: the light files of a runs directory, in the same layout.
+
+A runs directory holds checkpoints and weights (tens of MB per run) beside the records a result rests
+on (configs, summaries, per-image metrics, training curves, GAN quality reports).  ``results/`` must
+hold only the second kind (the brief: "never checkpoints or data"), in the layout that
+``experiments/tables.py --collect-only --runs-dir`` and ``experiments/compare.py --runs-dir`` read,
+so a committed result can be re-tabled and re-tested by anyone without the runs.
+
+What is copied: every file named in :data:`LIGHT_FILES` and everything under a GAN's ``quality/``
+directory, for finished runs only (a marker of :mod:`gan_seg_aug.layout` exists), a GAN's last sample
+grid as ``final_samples.png``, and the saved splits.  Figures wider than :data:`MAX_FIGURE_WIDTH` pixels
+are shrunk (:func:`small_png`).  Copies are atomic
+and a file already identical at the destination is left alone, so publishing is idempotent and can
+run after every finished row of a long sweep.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gan_seg_aug import layout
+from gan_seg_aug.artifacts import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+# per U-Net run: the summary (finished marker), its config, the training record and the per-image metrics;
+# per GAN run: done.json, config, the logged curve and the final sample grid.  Never *.npz / *.h5 / tensorboard.
+LIGHT_FILES = ("summary.json", "config.json", "train_done.json", "history.csv", "metrics_per_image.csv",
+               "metrics_val_per_image.csv", layout.GAN_DONE, "metrics.csv")
+HEAVY_SUFFIXES = (".npz", ".h5", ".keras")
+FINAL_SAMPLES = "final_samples.png"  # a GAN's last sample grid (samples/iter_*.png), under this name
+MAX_FIGURE_WIDTH = 720  # px: a committed figure stays a few hundred kB
+
+
+def finished_run_dirs(runs_dir) -> list[Path]:
+    """Every finished U-Net and GAN run under ``runs_dir`` (``<task>/<profile>/<dataset>/fold*/<run>``)."""
+    base = Path(runs_dir)
+    markers = list(base.glob(f"*/*/*/fold*/*/{layout.UNET_DONE}")) + list(base.glob(f"*/*/*/fold*/*/{layout.GAN_DONE}"))
+    return sorted({m.parent for m in markers})
+
+
+def publish_runs(runs_dir, out_dir) -> list[Path]:
+    """Copy the light files of every finished run (and the saved splits) from ``runs_dir`` to ``out_dir``,
+    keeping the layout; returns the files written (unchanged files are not rewritten)."""
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs directory {runs_dir}: not a directory")
+    if out_dir.resolve() == runs_dir.resolve():
+        raise ValueError(f"--out {out_dir}: must differ from the runs directory")
+    written = []
+    for run in finished_run_dirs(runs_dir):
+        pairs = [(run / name, run / name) for name in LIGHT_FILES if (run / name).is_file()]
+        if layout.quality_dir(run).is_dir():
+            pairs += [(p, p) for p in sorted(layout.quality_dir(run).rglob("*")) if p.is_file()]
+        grids = sorted((run / "samples").glob("iter_*.png"))
+        if grids:
+            pairs.append((grids[-1], run / FINAL_SAMPLES))
+        for src, name in pairs:
+            dst = out_dir / name.relative_to(runs_dir)
+            if src.suffix not in HEAVY_SUFFIXES and _copy(src, dst):
+                written.append(dst)
+    splits = runs_dir / "splits"
+    for src in sorted(splits.glob("*.json")) if splits.is_dir() else []:
+        if _copy(src, out_dir / src.relative_to(runs_dir)):
+            written.append(out_dir / src.relative_to(runs_dir))
+    log.info(f"published {len(finished_run_dirs(runs_dir))} finished runs of {runs_dir} to {out_dir} "
+             f"({len(written)} files written, the rest unchanged)")
+    return written
+
+
+def _copy(src: Path, dst: Path) -> bool:
+    data = src.read_bytes()
+    if src.suffix == ".png":
+        data = small_png(data)
+    if dst.is_file() and dst.read_bytes() == data:
+        return False
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dst, data)
+    return True
+
+
+def small_png(data: bytes, max_width: int = MAX_FIGURE_WIDTH) -> bytes:
+    """The PNG shrunk (area interpolation) to at most ``max_width`` pixels wide; unchanged if narrower."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.shape[1] <= max_width:
+        return data
+    scale = max_width / img.shape[1]
+    small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(".png", small, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return png.tobytes() if ok else data

@@ -1,0 +1,60 @@
+"""Publishing runs into results/: light files only, finished runs only, same layout, idempotent."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gan_seg_aug.export.publish import MAX_FIGURE_WIDTH, publish_runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fake_runs(root: Path) -> Path:
+    fold = root / "scr_lung" / "cpu" / "real" / "fold1"
+    unet = fold / "16-0-NoAug"
+    (unet / "checkpoints").mkdir(parents=True)
+    (unet / "summary.json").write_text(json.dumps({"test": {"dice_mean": 0.97}}))
+    (unet / "config.json").write_text("{}")
+    (unet / "metrics_per_image.csv").write_text("case_id,dice\nc0,0.97\n")
+    (unet / "checkpoints" / "ckpt_100.npz").write_bytes(b"x" * 1000)
+    (unet / "best.weights.h5").write_bytes(b"w")
+    gan = fold / "gan_critic-layer"
+    (gan / "samples").mkdir(parents=True)
+    (gan / "quality").mkdir()
+    (gan / "done.json").write_text("{}")
+    (gan / "generator.weights.h5").write_bytes(b"w")
+    (gan / "quality" / "gan_quality_bn-moving.json").write_text("{}")
+    for it in (250, 500):  # the last grid is the one published
+        grid = np.full((1500, 1500, 3), it // 250, np.uint8)
+        cv2.imwrite(str(gan / "samples" / f"iter_{it:06d}.png"), grid)
+    unfinished = fold / "8-8-NoAug_critic-layer_bn-moving"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    (root / "splits").mkdir()
+    (root / "splits" / "scr_lung.json").write_text("{}")
+    return fold
+
+
+def test_publish_copies_light_files_of_finished_runs_in_the_layout(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results" / "runs"
+    _fake_runs(runs)
+    written = publish_runs(runs, out)
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    fold = "scr_lung/cpu/real/fold1"
+    assert got == sorted([f"{fold}/16-0-NoAug/summary.json", f"{fold}/16-0-NoAug/config.json",
+                          f"{fold}/16-0-NoAug/metrics_per_image.csv", f"{fold}/gan_critic-layer/done.json",
+                          f"{fold}/gan_critic-layer/quality/gan_quality_bn-moving.json",
+                          f"{fold}/gan_critic-layer/final_samples.png", "splits/scr_lung.json"])
+    assert len(written) == len(got)
+    grid = cv2.imread(str(out / fold / "gan_critic-layer" / "final_samples.png"))
+    assert grid.shape[1] == MAX_FIGURE_WIDTH and int(grid[0, 0, 0]) == 2  # shrunk, and the newest grid
+    assert publish_runs(runs, out) == []  # idempotent: nothing rewritten
+
+
+def test_publish_command_refuses_a_missing_runs_dir(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "experiments" / "publish_runs.py"), str(tmp_path / "nope"),
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode != 0 and "nope" in r.stderr and "not a directory" in r.stderr
