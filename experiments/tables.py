@@ -2,9 +2,11 @@
 
 Every row is one (or, for Table II, three) independent run(s) of ``experiments/scr_lung.py`` /
 ``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/reporting/run_catalogue.py``.  The
-sweep has two stages: first one GAN per fold (``experiments/train_gan.py``, idempotent), then the
-U-Nets -- so runs of one fold never train the fold's GAN twice at once.  ``--jobs N`` runs N
-processes at a time; a U-Net that needs a GAN starts as soon as that GAN is finished.  Each run
+sweep goes fold by fold (``run_order``): the fold's runs on real pairs only, its GAN
+(``experiments/train_gan.py``, idempotent), then the runs that sample from it -- so runs of one fold
+never train the fold's GAN twice at once.  ``--jobs N`` runs N processes at a time; a U-Net that needs
+a GAN starts as soon as that GAN is finished.  ``--publish-to DIR`` keeps a committable copy of the
+finished runs and the tables current after every run.  Each run
 logs to ``<runs>/<task>/<profile>/<dataset>/fold<K>/<run_name>.log``.  Finished runs are skipped,
 interrupted ones resume (the commands are idempotent).
 
@@ -51,8 +53,9 @@ class Job:
     argv: list  # the command, with sys.executable and absolute script paths
     log: Path
     finished: bool
-    gan: tuple | None = None  # (task, fold) of the GAN this job is, or needs
+    gan: tuple | None = None  # (task, fold, train_cases) of the GAN this job is, or needs
     is_gan: bool = False
+    fold: tuple | None = None  # (task, fold, train_cases) of the training set the run belongs to
     result: dict = field(default_factory=dict)
 
 
@@ -87,6 +90,9 @@ def parse_args(argv=None):
     p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                    help="passed to every run: mirrored = all GPUs of a machine per run (docs/scaling.md)")
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
+    p.add_argument("--publish-to", default=None, metavar="DIR",
+                   help="after every finished run, copy the runs' light files (no checkpoints) to DIR "
+                        "(experiments/publish_runs.py) and rewrite the tables, e.g. results/cpu_real/runs")
     p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
     p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
                    help="of every run, and of the rows the tables take (default auto: the profile's on this "
@@ -145,7 +151,7 @@ def gan_job(task: str, fold: int, args, train_cases=None) -> Job:
             "--runs-dir", str(args.runs_dir), "--out", str(gdir)]
     subset = f" ({train_cases} training cases)" if train_cases else ""
     return Job(f"{task} fold {fold}{subset} GAN", argv, fdir / f"{gdir.name}.log", (gdir / "done.json").exists(),
-               gan=(task, fold, train_cases), is_gan=True)
+               gan=(task, fold, train_cases), is_gan=True, fold=(task, fold, train_cases))
 
 
 def unet_job(spec: R.RunSpec, args, finished) -> Job:
@@ -159,7 +165,8 @@ def unet_job(spec: R.RunSpec, args, finished) -> Job:
     done = T.find_run(spec, finished[spec.task], want(args)) is not None
     subset = f" ({spec.train_cases} training cases)" if spec.train_cases else ""
     return Job(f"{spec.task} fold {spec.fold}{subset} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
-               gan=(spec.task, spec.fold, spec.train_cases) if spec.needs_gan else None)
+               gan=(spec.task, spec.fold, spec.train_cases) if spec.needs_gan else None,
+               fold=(spec.task, spec.fold, spec.train_cases))
 
 
 def plan(args) -> tuple[list, list]:
@@ -223,43 +230,71 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def execute(gans: list, unets: list, n_jobs: int) -> list[Job]:
-    """Run the jobs, GANs first; return the failed ones (and those skipped because their GAN failed)."""
+def run_order(gans: list, unets: list) -> list[Job]:
+    """The unfinished jobs, one training set (fold / subset) after another: its runs without generated
+    pairs (the GAN quality report's reference first among them), then its GAN, then the runs that sample
+    from it.  So an interrupted sweep leaves whole folds behind it, and a GAN never waits long for the
+    U-Nets that use it (its checkpoints are the one thing a fresh machine would not have)."""
+    folds = list(dict.fromkeys(j.fold for j in unets + gans))
+    order = []
+    for key in folds:
+        mine = [j for j in unets if j.fold == key and not j.finished]
+        order += [j for j in mine if j.gan is None]
+        order += [j for j in gans if j.fold == key and not j.finished]
+        order += [j for j in mine if j.gan is not None]
+    return order
+
+
+def execute(gans: list, unets: list, n_jobs: int, on_finished=None) -> list[Job]:
+    """Run the jobs in :func:`run_order`, at most ``n_jobs`` at once, a U-Net that needs a GAN only once
+    that GAN finished; return the failed ones (and those skipped because their GAN failed).
+    ``on_finished(job)`` is called after every successful run (the sweep republishes its results)."""
     for j in gans + unets:
         if j.finished:
             log.info(f"already finished: {j.label}")
-    pending_gans = {j.gan for j in gans if not j.finished}
-    todo_gans = [j for j in gans if not j.finished]
-    ready = [j for j in unets if not j.finished and j.gan not in pending_gans]
-    waiting = [j for j in unets if not j.finished and j.gan in pending_gans]
-    total, count, failed = len(todo_gans) + len(ready) + len(waiting), 0, []
+    queue = run_order(gans, unets)
+    gan_state = {j.gan: "pending" for j in gans if not j.finished}  # absent = finished
+    total, count, failed, running = len(queue), 0, [], set()
     done_before = sum(j.finished for j in gans + unets)
-    log.info(f"{total} run(s) to do ({len(todo_gans)} GAN(s), {len(ready) + len(waiting)} U-Net(s)); {done_before} "
-             f"already finished. Interrupted? Run the same command again: finished runs are kept, the others resume.")
+    log.info(f"{total} run(s) to do ({sum(j.is_gan for j in queue)} GAN(s), {sum(not j.is_gan for j in queue)} "
+             f"U-Net(s)); {done_before} already finished. Interrupted? Run the same command again: finished "
+             f"runs are kept, the others resume.")
     with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        running = {pool.submit(_run, j) for j in todo_gans + ready}
-        while running:
+        while queue or running:
+            i = 0
+            while len(running) < n_jobs and i < len(queue):
+                job = queue[i]
+                state = None if job.is_gan else gan_state.get(job.gan)
+                if state == "pending":
+                    i += 1  # its GAN is still running: take the next one
+                    continue
+                queue.pop(i)
+                if state == "failed":
+                    count += 1
+                    job.result = {"rc": None, "seconds": 0.0}
+                    failed.append(job)
+                    log.info(f"[{count}/{total}] SKIPPED {job.label}: its GAN failed")
+                    continue
+                running.add(pool.submit(_run, job))
+            if not running:
+                break
             done, running = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 job = fut.result()
                 count += 1
                 rc, secs = job.result["rc"], job.result["seconds"]
+                if job.is_gan:
+                    gan_state[job.gan] = "ok" if rc == 0 else "failed"
                 if rc == 0:
                     log.info(f"[{count}/{total}] ok      {job.label} ({secs:.0f} s): {_last_line(job.log)}")
+                    if on_finished is not None:
+                        on_finished(job)
                 else:
                     failed.append(job)
                     log.info(f"[{count}/{total}] FAILED  {job.label} (exit {rc}, {secs:.0f} s); log: {job.log}")
-                if job.is_gan:
-                    deps = [j for j in waiting if j.gan == job.gan]
-                    waiting = [j for j in waiting if j.gan != job.gan]
-                    for d in deps:
-                        if rc == 0:
-                            running.add(pool.submit(_run, d))
-                        else:
-                            count += 1
-                            d.result = {"rc": None, "seconds": 0.0}
-                            failed.append(d)
-                            log.info(f"[{count}/{total}] SKIPPED {d.label}: its GAN failed")
+                left = [j.label for j in queue] + ["(running)"] * len(running)
+                if left:
+                    log.info(f"    {len(left)} to go; next: {', '.join(left[:3])}{' ...' if len(left) > 3 else ''}")
     return failed
 
 
@@ -274,6 +309,16 @@ def write_tables(args) -> list[Path]:
                  f"; profile {args.profile}, {dataset(task, args)} data)")
         out.append(path)
     return out
+
+
+def refresh(args) -> None:
+    """The tables from the runs finished so far, and with ``--publish-to`` the light copy of those runs
+    (after every run of a sweep, so what has landed can be committed while the rest still runs)."""
+    if args.publish_to:
+        from gan_seg_aug.export.publish import publish_runs
+
+        publish_runs(args.runs_dir, args.publish_to)
+    write_tables(args)
 
 
 def main(argv=None) -> int:
@@ -296,8 +341,8 @@ def main(argv=None) -> int:
         if missing:
             print(f"error: experiment command(s) not found: {', '.join(missing)}", file=sys.stderr)
             return 2
-        failed = execute(gans, unets, args.jobs)
-    write_tables(args)
+        failed = execute(gans, unets, args.jobs, on_finished=lambda job: refresh(args))
+    refresh(args)
     if failed:
         print(f"\n{len(failed)} run(s) did not finish; their rows are marked missing:", file=sys.stderr)
         for j in failed:

@@ -253,6 +253,29 @@ def test_sweep_trains_gans_first_reports_failures_and_writes_tables(tmp_path, mo
     assert "already finished: cityscapes fold 1 GAN" in out and "already finished: cityscapes fold 1 4-4-Aug" in out
 
 
+def test_sweep_goes_fold_by_fold_and_publishes_as_rows_land(tmp_path, monkeypatch):
+    cli = load_cli("tables")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    record = ("import sys as _s; from pathlib import Path as _P\n"
+              "_a = _s.argv; _f = _a[_a.index('--fold') + 1]; _what = _a[_a.index('--mix') + 1] if '--mix' in _a "
+              "else 'GAN'\n(_P(_a[0]).parent / 'order.txt').open('a').write(f'{_f} {_what}\\n')\n")
+    (fake / "train_gan.py").write_text(record + FAKE_GAN)
+    (fake / "scr_lung.py").write_text(record + FAKE_UNET)
+    monkeypatch.setattr(cli, "SCRIPTS", {"gan": fake / "train_gan.py", "scr_lung": fake / "scr_lung.py",
+                                         "cityscapes": fake / "cityscapes.py"})
+    runs, results, published = tmp_path / "runs", tmp_path / "results", tmp_path / "results" / "runs"
+    argv = ["--table", "II", "--profile", "smoke", "--runs-dir", str(runs), "--results-dir", str(results),
+            "--folds", "1,2", "--only", "16-0-NoAug,8-8-NoAug", "--publish-to", str(published)]
+    assert cli.main(argv) == 0
+    order = (fake / "order.txt").read_text().split("\n")[:-1]
+    assert order == ["1 16-0", "1 GAN", "1 8-8", "2 16-0", "2 GAN", "2 8-8"]  # whole folds, one after another
+    copies = sorted(p.relative_to(published).as_posix() for p in published.rglob("summary.json"))
+    assert copies == [f"scr_lung/smoke/synthetic/fold{k}/{r}/summary.json" for k in (1, 2)
+                      for r in ("16-0-NoAug", "8-8-NoAug")]
+    assert (results / "table_II.csv").exists()
+
+
 def test_print_commands_gan_stage_first(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "experiments" / "tables.py"), "--table", "all", "--profile",
                           "cpu", "--print-commands", "--runs-dir", str(tmp_path)], capture_output=True, text=True,
