@@ -13,6 +13,7 @@ All values are fractions (0.9765, not 97.65 %); Hausdorff distances are in mm.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from gan_seg_aug.config import CITYSCAPES_CATEGORIES, task_spec
 from gan_seg_aug.reporting.run_catalogue import LADDER, SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
 from gan_seg_aug.layout import REPO_ROOT, recorded_precision
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- finding finished runs
@@ -46,7 +49,7 @@ def finished_runs(runs_dir, task: str, profile: str, dataset: str) -> list[Finis
                 summary["precision"] = recorded_precision(path.parent)
             out.append(FinishedRun(path.parent, summary))
         except ValueError as e:  # a corrupt summary must not hide the others
-            print(f"warning: skipping {e}")
+            log.warning(f"skipping {e}")
     return out
 
 
@@ -217,7 +220,7 @@ def _pooled_row(row: TableRow, runs, profile, dataset, want=None) -> dict:
         run = find_run(spec, runs, want)
         csv = run.run_dir / "metrics_per_image.csv" if run else None
         if run and not csv.exists():
-            print(f"warning: {csv} missing; fold {spec.fold} of {spec.network_id} left out")
+            log.warning(f"{csv} missing; fold {spec.fold} of {spec.network_id} left out")
             run = None
         if run:
             found.append((spec.fold, run))
