@@ -135,8 +135,14 @@ def _data_flags(task, args) -> list:
 
 def want(args) -> dict:
     """The GAN and seed settings the table rows must have been run with (tables.matches)."""
+    from gan_seg_aug.config import get_profile
+    from gan_seg_aug.layout import stopping_rule
+
+    p = get_profile(args.profile)
+    rule = stopping_rule({"min_iterations": p.unet_min_iterations, "patience": p.unet_patience,
+                          "val_every": p.unet_val_every, "max_iterations": p.unet_max_iterations})
     return {"seed": args.seed, "critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn,
-            "precision": args.precision}
+            "precision": args.precision, "stopping_rule": rule}
 
 
 def _subset_flags(train_cases) -> list:

@@ -92,10 +92,34 @@ def runs_root_of(run_dir) -> Path:
 def recorded_precision(run_dir) -> str:
     """The precision a U-Net run trained in, from its ``config.json`` (summaries written before they
     recorded it do not say); float32 when there is no config."""
+    return _recorded_config(run_dir).get("precision", "float32")
+
+
+def recorded_stopping_rule(run_dir) -> str | None:
+    """``"<min>/<patience>/<val_every>/<cap>"``: the early-stopping rule a U-Net run trained under, from its
+    ``config.json``; None without one.
+
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "config.json").write_text(json.dumps({"config": {"min_iterations": 600, "patience": 600,
+    ...                                                 "val_every": 50, "max_iterations": 8000}}))
+    >>> recorded_stopping_rule(d), recorded_stopping_rule(d / "missing")
+    ('600/600/50/8000', None)
+    """
+    return stopping_rule(_recorded_config(run_dir))
+
+
+def stopping_rule(cfg: dict) -> str | None:
+    """``"<min>/<patience>/<val_every>/<cap>"`` of a U-Net config's fields; None if one is missing."""
+    keys = ("min_iterations", "patience", "val_every", "max_iterations")
+    return "/".join(str(cfg[k]) for k in keys) if all(k in cfg for k in keys) else None
+
+
+def _recorded_config(run_dir) -> dict:
     from gan_seg_aug.artifacts import read_json
 
     path = Path(run_dir) / "config.json"
-    return (read_json(path).get("config") or {}).get("precision", "float32") if path.exists() else "float32"
+    return (read_json(path).get("config") or {}) if path.exists() else {}
 
 
 def is_finished_gan(path) -> bool:

@@ -349,3 +349,15 @@ def test_ladder_rows_have_their_own_runs_and_never_stand_in_for_the_full_set(tmp
     assert (ladder["status"] == "missing").sum() == len(rows) - 1
     table_ii = T.build_table("II", tmp_path, "cpu", "synthetic", folds=(1,))
     assert (table_ii["status"] == "missing").all()
+
+
+def test_runs_of_an_earlier_stopping_rule_do_not_stand_in_for_the_current_profile(tmp_path):
+    spec = R.table_rows("II")[0].runs[0]
+    run_dir = write_run(tmp_path, spec, dataset="real", per_image=scr_per_image([0.9, 0.95], [3.0, 2.0]))
+    rule = {"min_iterations": 600, "patience": 400, "val_every": 50, "max_iterations": 8000}
+    (run_dir / "config.json").write_text(json.dumps({"config": rule}))
+    runs = T.finished_runs(tmp_path, spec.task, "cpu", "real")
+    assert runs[0].summary["stopping_rule"] == "600/400/50/8000"
+    assert T.find_run(spec, runs, {"stopping_rule": "600/600/50/8000"}) is None
+    assert T.find_run(spec, runs, {"stopping_rule": "600/400/50/8000"}) is not None
+    assert T.find_run(spec, runs, {}) is not None  # not asked: not checked

@@ -25,7 +25,7 @@ from gan_seg_aug.artifacts import read_json
 from gan_seg_aug.config import CITYSCAPES_CATEGORIES, task_spec
 from gan_seg_aug.reporting.run_catalogue import LADDER, SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
-from gan_seg_aug.layout import REPO_ROOT, recorded_precision
+from gan_seg_aug.layout import REPO_ROOT, recorded_precision, recorded_stopping_rule
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ def finished_runs(runs_dir, task: str, profile: str, dataset: str) -> list[Finis
             summary = read_json(path)
             if "precision" not in summary:  # written before summaries said; the run's config does
                 summary["precision"] = recorded_precision(path.parent)
+            summary.setdefault("stopping_rule", recorded_stopping_rule(path.parent))
             out.append(FinishedRun(path.parent, summary))
         except ValueError as e:  # a corrupt summary must not hide the others
             log.warning(f"skipping {e}")
@@ -63,7 +64,8 @@ LEGACY_GAN = {"gan_critic_norm": "batch", "sampling_bn": "moving"}
 
 def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
     """Does this finished run have the configuration of ``spec`` and the GAN / seed settings ``want``
-    (``critic_norm``, ``sampling_bn``, ``seed``, ``precision``; omitted keys are not checked)?
+    (``critic_norm``, ``sampling_bn``, ``seed``, ``precision``, ``stopping_rule``; omitted keys are not
+    checked; a run that does not record its stopping rule is not refused for it)?
 
     Pixel stds are accepted at the paper's resolution or rescaled to the run's resolution
     (profiles below the paper size record ``AugParams.scaled`` values).
@@ -73,6 +75,8 @@ def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
         return False
     if "precision" in want and s.get("precision", "float32") != want["precision"]:
         return False
+    if want.get("stopping_rule") and s.get("stopping_rule") not in (None, want["stopping_rule"]):
+        return False  # a run of an earlier version of the profile (other patience, cap, ...) is not this row
     if spec.n_generated > 0:
         for key, field in (("critic_norm", "gan_critic_norm"), ("sampling_bn", "sampling_bn")):
             if key in want and (s.get(field) or LEGACY_GAN[field]) != want[key]:
@@ -148,7 +152,7 @@ def resolve_run_dir(text: str) -> Path:
 
 GAN_QUALITY_COLUMNS = ("gan_pair_consistency", "gan_kid_vs_train", "gan_precision", "gan_recall",
                        "gan_one_component_fraction", "gan_category_tv_distance", "gan_memorised_fraction")
-INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "precision", "critic_norm", "sampling_bn", "gan_health",
+INFO_COLUMNS = ("status", "profile", "dataset", "n_test", "precision", "stopping_rule", "critic_norm", "sampling_bn", "gan_health",
                 *GAN_QUALITY_COLUMNS, "gan_iterations", "unet_iterations", "best_iteration",
                 "stopped_by", "seed", "git_commit", "date", "run_dir")
 
@@ -158,7 +162,7 @@ def _run_info(run: FinishedRun) -> dict:
     gen = (s.get("n_generated") or 0) > 0
     quality = s.get("gan_quality") or {}
     return {"profile": s.get("profile"), "dataset": s.get("dataset"), "n_test": (s.get("test") or {}).get("n"),
-            "precision": s.get("precision", "float32"),
+            "precision": s.get("precision", "float32"), "stopping_rule": s.get("stopping_rule"),
             "critic_norm": (s.get("gan_critic_norm") or LEGACY_GAN["gan_critic_norm"]) if gen else None,
             "sampling_bn": (s.get("sampling_bn") or LEGACY_GAN["sampling_bn"]) if gen else None,
             "gan_health": s.get("gan_health"), **{c: quality.get(c) for c in GAN_QUALITY_COLUMNS},
