@@ -334,12 +334,19 @@ def main(argv=None) -> int:
         from gan_seg_aug.experiment import choose_profile
 
         args.profile = choose_profile(None)
+    from gan_seg_aug.cli.tf_quiet import import_tensorflow
+
+    import_tensorflow()  # choose_precision probes the devices; without TF's start-up chatter
     from gan_seg_aug.training.precision import choose_precision
 
     args.precision = choose_precision(args.precision, args.profile)  # one name for every job and row
     gans, unets = plan(args)
     if args.print_commands:
-        print_commands(gans, unets)
+        try:
+            print_commands(gans, unets)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --print-commands | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     failed = []
     if not args.collect_only:
