@@ -124,7 +124,9 @@ def main(argv=None) -> int:
     p.add_argument("--allow-partial", action="store_true")
     p.add_argument("--profile", choices=("cpu", "smoke"), default="cpu")
     p.add_argument("--mix", default="8-8")
-    p.add_argument("--precision", default="auto", choices=("auto", "float32", "mixed_bfloat16"),
+    from gan_seg_aug.config import AUTO_PRECISION, PRECISIONS
+
+    p.add_argument("--precision", default=AUTO_PRECISION, choices=(AUTO_PRECISION, *PRECISIONS),
                    help="default auto: the profile's on this machine (training/precision.py)")
     p.add_argument("--quality", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--runs-dir", default=None, help="where the runs go (default: a fresh temporary directory)")

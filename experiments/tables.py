@@ -35,6 +35,7 @@ from gan_seg_aug.reporting import run_catalogue as R  # noqa: E402
 from gan_seg_aug.reporting import table_builder as T  # noqa: E402
 from gan_seg_aug.cli.arg_types import directory_or_new  # noqa: E402
 from gan_seg_aug.cli.flags import add_gan_args, aug_argv  # noqa: E402
+from gan_seg_aug.config import AUTO_PRECISION, PRECISIONS  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import gan_dir_name  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
@@ -94,7 +95,7 @@ def parse_args(argv=None):
                    help="after every finished run, copy the runs' light files (no checkpoints) to DIR "
                         "(experiments/publish_runs.py) and rewrite the tables, e.g. results/cpu_real/runs")
     p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
-    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+    p.add_argument("--precision", choices=(AUTO_PRECISION, *PRECISIONS), default=AUTO_PRECISION,
                    help="of every run, and of the rows the tables take (default auto: the profile's on this "
                         "machine; give it explicitly to --collect-only runs made on another machine)")
     add_gan_args(p)

@@ -49,8 +49,8 @@ def publish_runs(runs_dir, out_dir) -> list[Path]:
         raise FileNotFoundError(f"runs directory {runs_dir}: not a directory")
     if out_dir.resolve() == runs_dir.resolve():
         raise ValueError(f"--out {out_dir}: must differ from the runs directory")
-    written = []
-    for run in finished_run_dirs(runs_dir):
+    written, runs = [], finished_run_dirs(runs_dir)
+    for run in runs:
         pairs = [(run / name, run / name) for name in LIGHT_FILES if (run / name).is_file()]
         if layout.quality_dir(run).is_dir():
             pairs += [(p, p) for p in sorted(layout.quality_dir(run).rglob("*")) if p.is_file()]
@@ -65,7 +65,7 @@ def publish_runs(runs_dir, out_dir) -> list[Path]:
     for src in sorted(splits.glob("*.json")) if splits.is_dir() else []:
         if _copy(src, out_dir / src.relative_to(runs_dir)):
             written.append(out_dir / src.relative_to(runs_dir))
-    log.info(f"published {len(finished_run_dirs(runs_dir))} finished runs of {runs_dir} to {out_dir} "
+    log.info(f"published {len(runs)} finished runs of {runs_dir} to {out_dir} "
              f"({len(written)} files written, the rest unchanged)")
     return written
 
