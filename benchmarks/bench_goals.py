@@ -7,7 +7,8 @@ The speed goals, all on SCR Lung:
 
 (a) a WGAN-GP iteration (``WGANGP.train_step``, thesis Algorithm 4, full-size Table 4.1 networks,
     batch 16) reaches >= 70 % of the float32 peak measured in the same round;
-(b) ``mixed_bfloat16`` gives >= 2x the float32 throughput, for the U-Net training step (Table 4.2,
+(b) ``mixed_bfloat16`` gives >= 2x the float32 throughput (issue 7), and >= 90 % of the machine's own
+    bf16/float32 peak ratio measured in the same round (issue 13), for the U-Net training step (Table 4.2,
     batch 16) and for the WGAN-GP iteration;
 (c) the input pipeline (``pipeline.make_train_dataset``, 8 real + 8 generated pairs per minibatch,
     a full-size ``GeneratorSampler``, the SCR augmentation preset on) delivers minibatches >= 5x
@@ -50,6 +51,20 @@ TASK = "scr_lung"
 PRECISIONS = ("float32", "mixed_bfloat16")
 BF16_GOAL = bench_unet.BF16_GOAL
 PIPELINE_GOAL = 5.0  # goal: the data pipeline >= 5x faster than the train step consumes
+# issue 13: bf16's speed-up should reach 90 % of what the hardware itself gains (its bf16/f32 peak ratio),
+# a goal that moves with the machine, unlike issue 7's fixed 2x (unreachable where that ratio is below 2)
+BF16_OF_PEAK_RATIO_GOAL = 0.90
+
+
+def bf16_fraction_of_peak_ratio(t32: list, t16: list, peaks: list) -> float:
+    """Median over rounds of (float32 time / bf16 time) / (bf16 peak / float32 peak), both per round.
+
+    >>> bf16_fraction_of_peak_ratio([2.0, 3.0, 2.0], [1.25, 2.0, 1.0],
+    ...     [{"float32_gflops": 100, "bfloat16_gflops": 200}] * 3)
+    0.8
+    """
+    fractions = [(a / b) / (pk["bfloat16_gflops"] / pk["float32_gflops"]) for a, b, pk in zip(t32, t16, peaks)]
+    return _median(fractions)
 
 
 def build_unet_step(variant: str, size: dict):
@@ -95,6 +110,11 @@ def goal_rows(gan: dict, unet: dict, measured: dict, quick: bool) -> list:
         cpu = _median([a / b for a, b in zip(c32, c16)])
         rows.append({"goal": f"bf16 / float32 throughput, {name}", "target": f">= {BF16_GOAL:g}x", "value": x,
                      "value_cpu": cpu, "measured": f"x{x:.2f} wall (x{cpu:.2f} per CPU s)", "met": x >= BF16_GOAL})
+        f = bf16_fraction_of_peak_ratio(measured["times_s"][key + "float32"], measured["times_s"][key + "mixed_bfloat16"],
+                                        measured["peaks"])
+        rows.append({"goal": f"bf16 speed-up / machine's bf16:f32 peak, {name}",
+                     "target": f">= {BF16_OF_PEAK_RATIO_GOAL:.0%}", "value": f, "measured": f"{f:.0%}",
+                     "met": f >= BF16_OF_PEAK_RATIO_GOAL})
     for prec in PRECISIONS:
         wall = _median([b * s for b, s in zip(pipe_wall, measured["times_s"]["unet_" + prec])])
         cpu = _median([b * s for b, s in zip(pipe_cpu, measured["cpu_s"]["unet_" + prec])])
@@ -155,10 +175,10 @@ def main(argv=None) -> int:
     log(f"8-8 pipeline: {_median([r.wall for r in pipe]):.2f} minibatches/s wall, "
         f"{_median([float(r) for r in pipe]):.2f} per CPU second (median of {rounds})")
     note = "  [QUICK: cpu-profile sizes, not the goals' full sizes]" if args.quick else ""
-    log(f"\n{'goal':52s} {'target':>8s}  {'measured':32s} met{note}")
+    log(f"\n{'goal':62s} {'target':>8s}  {'measured':32s} met{note}")
     for row in rows:
         met = "yes" if row["met"] else "no"
-        log(f"{row['goal']:52s} {row['target']:>8s}  {row['measured']:32s} {met}"
+        log(f"{row['goal']:62s} {row['target']:>8s}  {row['measured']:32s} {met}"
             + ("" if row.get("decides", True) else "  (shown, not the goal)"))
     summary = {"benchmark": "issue7_goals", "quick": args.quick, "profile": profile, "rounds": rounds,
                "pipeline_batches": n_batches, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
