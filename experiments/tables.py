@@ -93,7 +93,8 @@ def parse_args(argv=None):
     p.add_argument("--collect-only", action="store_true", help="build the tables from finished runs, run nothing")
     p.add_argument("--publish-to", default=None, metavar="DIR",
                    help="after every finished run, copy the runs' light files (no checkpoints) to DIR "
-                        "(experiments/publish_runs.py) and rewrite the tables, e.g. results/cpu_real/runs")
+                        "(experiments/publish_runs.py) and rewrite the tables, e.g. results/cpu_real/runs; "
+                        "finished U-Net runs found there and missing from --runs-dir are restored first")
     p.add_argument("--seed", type=int, default=0, help="seed of every GAN and U-Net run (default 0)")
     p.add_argument("--precision", choices=(AUTO_PRECISION, *PRECISIONS), default=AUTO_PRECISION,
                    help="of every run, and of the rows the tables take (default auto: the profile's on this "
@@ -341,6 +342,10 @@ def main(argv=None) -> int:
     from gan_seg_aug.training.precision import choose_precision
 
     args.precision = choose_precision(args.precision, args.profile)  # one name for every job and row
+    if args.publish_to and not args.collect_only:
+        from gan_seg_aug.export.publish import restore_runs
+
+        restore_runs(args.publish_to, args.runs_dir)  # a sweep continued on a fresh machine keeps its rows
     gans, unets = plan(args)
     if args.print_commands:
         try:

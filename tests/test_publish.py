@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gan_seg_aug.export.publish import MAX_FIGURE_WIDTH, publish_runs
+from gan_seg_aug.export.publish import MAX_FIGURE_WIDTH, publish_runs, restore_runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,3 +58,25 @@ def test_publish_command_refuses_a_missing_runs_dir(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "experiments" / "publish_runs.py"), str(tmp_path / "nope"),
                         str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode != 0 and "nope" in r.stderr and "not a directory" in r.stderr
+
+
+def test_restore_brings_back_finished_unet_runs_but_never_a_gan_without_its_generator(tmp_path):
+    runs, out, fresh = tmp_path / "runs", tmp_path / "results" / "runs", tmp_path / "fresh"
+    _fake_runs(runs)
+    publish_runs(runs, out)
+    # a fresh machine: one run of the fold already exists there (an interrupted 16-0-Aug), and is kept as it is
+    kept = fresh / "scr_lung" / "cpu" / "real" / "fold1" / "16-0-Aug"
+    kept.mkdir(parents=True)
+    (kept / "config.json").write_text('{"mine": 1}')
+    (out / "scr_lung" / "cpu" / "real" / "fold1" / "16-0-Aug").mkdir()
+    (out / "scr_lung" / "cpu" / "real" / "fold1" / "16-0-Aug" / "summary.json").write_text('{"theirs": 1}')
+    restored = restore_runs(out, fresh)
+    fold = fresh / "scr_lung" / "cpu" / "real" / "fold1"
+    assert restored == [fold / "16-0-NoAug"]
+    assert json.loads((fold / "16-0-NoAug" / "summary.json").read_text()) == {"test": {"dice_mean": 0.97}}
+    assert (fold / "16-0-NoAug" / "metrics_per_image.csv").read_text() == "case_id,dice\nc0,0.97\n"
+    assert not (fold / "gan_critic-layer").exists()  # done.json without a generator would fool the sweep
+    assert (kept / "config.json").read_text() == '{"mine": 1}' and not (kept / "summary.json").exists()
+    assert (fresh / "splits" / "scr_lung.json").is_file()
+    assert restore_runs(out, fresh) == []  # idempotent
+    assert restore_runs(out, out) == [] and restore_runs(tmp_path / "nothing", fresh) == []

@@ -274,6 +274,15 @@ def test_sweep_goes_fold_by_fold_and_publishes_as_rows_land(tmp_path, monkeypatc
     assert copies == [f"scr_lung/smoke/synthetic/fold{k}/{r}/summary.json" for k in (1, 2)
                       for r in ("16-0-NoAug", "8-8-NoAug")]
     assert (results / "table_II.csv").exists()
+    # A fresh machine: no runs directory, only the published copy.  The U-Nets that landed are not rerun;
+    # the GANs (published without their generator) are retrained only where a row still needs one.
+    (fake / "order.txt").unlink()
+    fresh = tmp_path / "fresh_runs"
+    argv_fresh = [a if a != str(runs) else str(fresh) for a in argv]
+    assert cli.main(argv_fresh[:argv_fresh.index("--only") + 1] + ["16-0-NoAug,8-8-NoAug,8-8-Aug"]
+                    + argv_fresh[argv_fresh.index("--only") + 2:]) == 0
+    assert (fake / "order.txt").read_text().split("\n")[:-1] == ["1 GAN", "1 8-8", "2 GAN", "2 8-8"]
+    assert len(list((fresh / "scr_lung" / "smoke" / "synthetic" / "fold1").glob("*/summary.json"))) == 3
 
 
 def test_print_commands_gan_stage_first(tmp_path):

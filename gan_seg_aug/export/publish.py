@@ -70,6 +70,37 @@ def publish_runs(runs_dir, out_dir) -> list[Path]:
     return written
 
 
+def restore_runs(published_dir, runs_dir) -> list[Path]:
+    """The way back: every finished U-Net run of ``published_dir`` that ``runs_dir`` lacks, and the saved
+    splits, copied into ``runs_dir``; returns the run directories restored.
+
+    A sweep continued on a fresh machine starts from its published copy, so it neither reruns the rows
+    that landed nor recomputes the tables without them.  GANs are left out on purpose: their published
+    copy has ``done.json`` but no generator, and restoring it would make the sweep take a GAN as finished
+    that a later row cannot sample from; a fold's GAN is retrained (same seed and config) when a row still
+    needs it.  A run directory that exists in ``runs_dir`` is never touched, finished or not."""
+    published_dir, runs_dir = Path(published_dir), Path(runs_dir)
+    if not published_dir.is_dir() or published_dir.resolve() == runs_dir.resolve():
+        return []
+    restored = []
+    for run in sorted(m.parent for m in published_dir.glob(f"*/*/*/fold*/*/{layout.UNET_DONE}")):
+        dst = runs_dir / run.relative_to(published_dir)
+        if dst.exists():
+            continue
+        for src in sorted(f for f in run.rglob("*") if f.is_file()):
+            _copy(src, dst / src.relative_to(run))
+        restored.append(dst)
+    splits = published_dir / "splits"
+    for src in sorted(splits.glob("*.json")) if splits.is_dir() else []:
+        dst = runs_dir / src.relative_to(published_dir)
+        if not dst.exists():
+            _copy(src, dst)
+    if restored:
+        log.info(f"restored {len(restored)} finished U-Net run(s) from {published_dir} into {runs_dir} "
+                 "(GANs are not restored: their checkpoints are never published)")
+    return restored
+
+
 def _copy(src: Path, dst: Path) -> bool:
     data = src.read_bytes()
     if src.suffix == ".png":
