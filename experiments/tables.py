@@ -316,6 +316,12 @@ def write_tables(args) -> list[Path]:
         log.info(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +
                  f"; profile {args.profile}, {dataset(task, args)} data)")
         out.append(path)
+        if t == R.LADDER and (frame["status"] == "ok").any():
+            from gan_seg_aug.reporting.result_figures import ladder_plot
+            from gan_seg_aug.reporting.viz import save_png
+
+            out.append(save_png(ladder_plot(frame), Path(args.results_dir) / "ladder.png"))
+            log.info(f"wrote {out[-1]} (test Dice against training cases)")
     return out
 
 

@@ -178,6 +178,7 @@ def run(s: RunSettings, strategy=None) -> dict:
     summary["allow_partial"] = bool(s.allow_partial)
     summary["split_file"] = split_path.name
     summary["train_cases"] = s.train_cases  # None: the whole training set
+    summary["n_train"] = len(fold["train"])  # what it trained on, so the ladder can place "all" on its axis
     summary["wall_seconds_unet_and_eval"] = round(time.time() - t0, 1)
     summary["execution"] = {**distribute.describe(strategy), "jit_compile_unet": cfg.jit_compile}
     atomic_write_json(summary_path, summary)

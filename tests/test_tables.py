@@ -360,6 +360,24 @@ def test_ladder_rows_have_their_own_runs_and_never_stand_in_for_the_full_set(tmp
     assert (table_ii["status"] == "missing").all()
 
 
+def test_ladder_plot_places_the_full_training_set_at_its_recorded_size(tmp_path):
+    from gan_seg_aug.reporting.result_figures import ladder_plot, ladder_points
+
+    rows = R.table_rows("ladder")
+    for row, dice in ((rows[0], [0.80, 0.90]), (rows[9], [0.95, 0.97])):  # 16-0-NoAug at 9 and at all cases
+        run_dir = write_run(tmp_path, row.runs[0], per_image=scr_per_image(dice, [5.0, 6.0]))
+        summary = json.loads((run_dir / "summary.json").read_text())
+        (run_dir / "summary.json").write_text(json.dumps(summary | {"n_train": row.runs[0].train_cases or 134}))
+    ladder = T.build_table("ladder", tmp_path, "cpu", "synthetic")
+    pts = ladder_points(ladder)
+    assert pts["cases"].tolist() == [9, 134] and pts["network_id"].unique().tolist() == ["16-0-NoAug"]
+    assert (pts["ci_low"] < pts["dice_mean"]).all() and (pts["dice_mean"] < pts["ci_high"]).all()
+    line = ladder_plot(ladder).axes[0].lines[0]
+    assert line.get_xdata().tolist() == [9, 134]
+    with pytest.raises(ValueError, match="no finished ladder rows"):
+        ladder_points(ladder.assign(status="missing"))
+
+
 def test_runs_of_an_earlier_stopping_rule_do_not_stand_in_for_the_current_profile(tmp_path):
     spec = R.table_rows("II")[0].runs[0]
     run_dir = write_run(tmp_path, spec, dataset="real", per_image=scr_per_image([0.9, 0.95], [3.0, 2.0]))

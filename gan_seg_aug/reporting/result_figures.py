@@ -3,6 +3,8 @@
 * :func:`category_iou_bars` -- "mIoU for every category [...] for the four best networks" (Fig. 5.9).
 * :func:`cases_figure` / :func:`best_worst_figure` -- test cases of a GAN-augmented and a
   standard-augmented network side by side (Figs. 5.4 / 5.5 / 5.11; paper Figs. 3 / 5).
+* :func:`ladder_plot` -- the low-data ladder (not in the paper): test Dice against the number of
+  training cases, one line per network.
 
 Predictions for those figures come from a run's ``best.weights.h5`` (:func:`load_unet`,
 :func:`predict_case`) at the network's training resolution; the paper's metrics are computed at
@@ -44,6 +46,49 @@ def category_iou_bars(table_iv: pd.DataFrame, top: int = 4):
     ax.set_ylim(0, 1)
     ax.set_ylabel("IoU")
     ax.legend(fontsize=7, ncols=min(4, len(best)))
+    return fig
+
+
+def ladder_points(table: pd.DataFrame) -> pd.DataFrame:
+    """The ladder's finished rows with a 95 % CI of the mean test Dice over the test images
+    (t interval; one run per point, so seed-to-seed noise is NOT in it).  ``all`` training cases
+    is placed at the largest subset's size times 2 when the table does not give the number.
+
+    >>> t = pd.DataFrame({"network_id": ["16-0-NoAug"] * 2, "train_cases": ["9", "all"],
+    ...                   "dice_mean": [0.90, 0.97], "dice_std": [0.05, 0.02], "n_test": [83, 83],
+    ...                   "status": ["ok", "ok"]})
+    >>> ladder_points(t)[["cases", "dice_mean", "ci_low"]].round(4).to_dict("list")
+    {'cases': [9, 18], 'dice_mean': [0.9, 0.97], 'ci_low': [0.8891, 0.9656]}
+    """
+    from scipy import stats
+
+    ok = table[table["status"] == "ok"].copy() if "status" in table else table.copy()
+    if ok.empty:
+        raise ValueError("no finished ladder rows to plot: run experiments/tables.py --table ladder first")
+    n = pd.to_numeric(ok["train_cases"], errors="coerce")
+    full = ok.get("n_train", pd.Series(np.nan, index=ok.index))
+    n = n.fillna(pd.to_numeric(full, errors="coerce")).fillna(2 * n.max() if n.notna().any() else 1)
+    half = stats.t.ppf(0.975, ok["n_test"] - 1) * ok["dice_std"] / np.sqrt(ok["n_test"])
+    return ok.assign(cases=n.astype(int), ci_low=ok["dice_mean"] - half,
+                     ci_high=ok["dice_mean"] + half).sort_values(["network_id", "cases"])
+
+
+def ladder_plot(table: pd.DataFrame):
+    """Test Dice (95 % CI over test images) against training cases, log axis, one line per network."""
+    pts = ladder_points(table)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for net, g in pts.groupby("network_id", sort=True):
+        ax.errorbar(g["cases"], g["dice_mean"], yerr=[g["dice_mean"] - g["ci_low"], g["ci_high"] - g["dice_mean"]],
+                    marker="o", capsize=3, label=net)
+    ax.set_xscale("log")
+    ticks = sorted(pts["cases"].unique())
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.set_xlabel("training cases (SCR fold 1, nested subsets)")
+    ax.set_ylabel("test Dice (95 % CI over images)")
+    ax.legend(fontsize=8)
     return fig
 
 

@@ -244,6 +244,8 @@ def _pooled_row(row: TableRow, runs, profile, dataset, want=None) -> dict:
     merged = {k: _merged([i[k] for i in infos]) for k in infos[0]}
     merged["run_dir"] = ";".join(i["run_dir"] for i in infos)
     merged["n_test"] = len(per_image)
+    if row.table == LADDER:
+        merged["n_train"] = found[0][1].summary.get("n_train")  # fold 1 only; absent in older summaries
     status = "ok" if len(found) == len(row.runs) else "partial"
     return out | merged | {"status": status}
 

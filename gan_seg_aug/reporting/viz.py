@@ -30,20 +30,33 @@ def figure(rows: int, cols: int, size: float = 2.0, aspect: float = 1.0):
     return fig, axes
 
 
+def png_bytes(fig, dpi: int = 80) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_png(fig, path) -> Path:
+    """The figure written atomically as a PNG (results are never half-written)."""
+    from gan_seg_aug.artifacts import atomic_write_bytes
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, png_bytes(fig))
+    return Path(path)
+
+
 def show(fig, save_as=None):
     """Display a figure in a notebook as PNG (works headless) and optionally save it."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    data = png_bytes(fig)
     if save_as:
-        Path(save_as).parent.mkdir(parents=True, exist_ok=True)
-        Path(save_as).write_bytes(buf.getvalue())
+        save_png(fig, save_as)
     try:
         from IPython.display import Image, display
 
-        display(Image(data=buf.getvalue()))
+        display(Image(data=data))
     except ImportError:  # plain Python: saving is all we can do
         pass
-    return buf.getvalue()
+    return data
 
 
 def to_display(image) -> np.ndarray:
