@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,9 +266,21 @@ def reference_settings(s: RunSettings, profile: str, fdir: Path) -> RunSettings:
 
 
 def ensure_reference_unet(s: RunSettings, profile: str, fdir: Path) -> Path:
-    """The reference U-Net's directory, trained now if missing."""
+    """The reference U-Net's directory, trained now if missing.
+
+    A run restored from a published copy (``tables.py --publish-to`` on a fresh machine) is finished
+    but has no network to judge pairs with; it is trained again in its own directory, and the new
+    run replaces its row (the earlier one stays in the published history)."""
     ref = reference_settings(s, profile, Path(fdir))
-    if not (Path(ref.out) / layout.UNET_DONE).exists():
+    ref_dir = Path(ref.out)
+    if (ref_dir / layout.UNET_DONE).exists() and not (ref_dir / layout.UNET_WEIGHTS).exists():
+        if any(f.suffix in (".h5", ".npz", ".keras") for f in ref_dir.rglob("*")):
+            raise ValueError(f"{ref_dir}: finished, but {layout.UNET_WEIGHTS} is missing while other weights "
+                             f"are there; move the directory away to retrain the reference U-Net")
+        log.warning(f"the reference U-Net {ref_dir} has no {layout.UNET_WEIGHTS} (a published copy, restored); "
+                    f"training it again for the GAN quality report: its row will be this new run")
+        shutil.rmtree(ref_dir)
+    if not (ref_dir / layout.UNET_DONE).exists():
         log.info(f"training the reference U-Net {ref.out} for the GAN quality report (real pairs only)")
         run(ref)
     return Path(ref.out)

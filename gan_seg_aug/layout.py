@@ -16,6 +16,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GAN_DONE, UNET_DONE = "done.json", "summary.json"
+UNET_WEIGHTS = "best.weights.h5"  # a trained U-Net's network (published copies of runs never have it)
 QUALITY_DIR = "quality"
 
 

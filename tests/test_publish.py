@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from gan_seg_aug.export.publish import MAX_FIGURE_WIDTH, publish_runs, restore_runs
 
@@ -80,3 +81,32 @@ def test_restore_brings_back_finished_unet_runs_but_never_a_gan_without_its_gene
     assert (fresh / "splits" / "scr_lung.json").is_file()
     assert restore_runs(out, fresh) == []  # idempotent
     assert restore_runs(out, out) == [] and restore_runs(tmp_path / "nothing", fresh) == []
+
+
+def test_a_restored_reference_unet_is_retrained_for_the_gan_quality_report(tmp_path, monkeypatch):
+    from gan_seg_aug import experiment, layout
+
+    fold = tmp_path / "scr_lung" / "cpu" / "real" / "fold1"
+    ref = fold / "16-0-NoAug"
+    ref.mkdir(parents=True)
+    (ref / "summary.json").write_text(json.dumps({"test": {"dice_mean": 0.97}}))  # published: no weights
+    trained = []
+
+    def fake_run(settings):
+        trained.append(settings)
+        Path(settings.out).mkdir(parents=True)
+        (Path(settings.out) / layout.UNET_WEIGHTS).write_bytes(b"w")
+        (Path(settings.out) / "summary.json").write_text("{}")
+
+    monkeypatch.setattr(experiment, "run", fake_run)
+    s = experiment.RunSettings("scr_lung", fold=1, mix="8-8", seed=1, runs_dir=str(tmp_path))
+    assert experiment.ensure_reference_unet(s, "cpu", fold) == ref
+    assert len(trained) == 1 and trained[0].seed == 0 and trained[0].mix == "16-0" and trained[0].aug is None
+    assert json.loads((ref / "summary.json").read_text()) == {}  # the row is the new run
+    assert experiment.ensure_reference_unet(s, "cpu", fold) == ref and len(trained) == 1  # usable: kept
+    (ref / layout.UNET_WEIGHTS).unlink()
+    (ref / "checkpoints").mkdir()
+    (ref / "checkpoints" / "ckpt_100.npz").write_bytes(b"x")  # not a published copy: never deleted
+    with pytest.raises(ValueError, match="move the directory away"):
+        experiment.ensure_reference_unet(s, "cpu", fold)
+    assert (ref / "checkpoints" / "ckpt_100.npz").exists()

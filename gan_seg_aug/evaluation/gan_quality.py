@@ -205,4 +205,6 @@ def reference_run_name(task: str) -> str:
 def find_reference_unet(gan_dir, task: str) -> Path | None:
     """The fold's finished real-pairs-only U-Net beside the GAN directory, if there is one."""
     run = Path(gan_dir).parent / reference_run_name(task)
-    return run if (run / "summary.json").exists() and (run / "best.weights.h5").exists() else None
+    from gan_seg_aug.layout import UNET_DONE, UNET_WEIGHTS
+
+    return run if (run / UNET_DONE).exists() and (run / UNET_WEIGHTS).exists() else None

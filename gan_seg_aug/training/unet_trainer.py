@@ -41,6 +41,7 @@ import tensorflow as tf
 from gan_seg_aug.augment.settings import aug_identity
 from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 from gan_seg_aug.config import UNetConfig, task_spec, to_dict
+from gan_seg_aug.layout import UNET_WEIGHTS
 from gan_seg_aug.training.early_stopping import EarlyStopping
 from gan_seg_aug.training.precision import set_precision
 from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
@@ -225,7 +226,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
         log.info(f"[{cfg.network_id}] stopped by the profile's cap of {cfg.max_iterations} iterations, before "
                  f"the thesis rule would have (earliest rule stop: iteration {es.earliest_stop()})")
     model.set_weights(best_weights)  # thesis §4.2: the parameters at the validation-loss minimum
-    save_weights(model, wdir / "best.weights.h5")
+    save_weights(model, wdir / UNET_WEIGHTS)
     summary = {"network_id": cfg.network_id, "iterations": it, "best_iteration": es.best_iteration,
                "best_val_loss": es.best_loss, "stopped_by": stopped_by, "earliest_rule_stop": es.earliest_stop(),
                "min_iterations": cfg.min_iterations, "patience": cfg.patience, "val_every": cfg.val_every,
@@ -238,7 +239,7 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     shutil.rmtree(wdir / "checkpoints", ignore_errors=True)
     release(wdir, out)
     log.info(f"[{cfg.network_id}] done: {it} iterations ({stopped_by}), best val loss {es.best_loss:.4f} at "
-             f"iteration {es.best_iteration}; weights restored from there -> {out / 'best.weights.h5'}")
+             f"iteration {es.best_iteration}; weights restored from there -> {out / UNET_WEIGHTS}")
     return summary
 
 
@@ -299,7 +300,7 @@ def load_unet(run_dir):
     from gan_seg_aug.nets.networks import build_unet
 
     run_dir = Path(run_dir)
-    weights = run_dir / "best.weights.h5"
+    weights = run_dir / UNET_WEIGHTS
     if not weights.exists():
         raise FileNotFoundError(f"{weights}: not found (is {run_dir} a trained U-Net run?)")
     cfg = read_json(run_dir / "config.json")["config"]
