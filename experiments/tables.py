@@ -172,7 +172,8 @@ def unet_job(spec: R.RunSpec, args, finished) -> Job:
         argv += ["--sampling-bn", args.sampling_bn]
     done = T.find_run(spec, finished[spec.task], want(args)) is not None
     subset = f" ({spec.train_cases} training cases)" if spec.train_cases else ""
-    return Job(f"{spec.task} fold {spec.fold}{subset} {spec.run_name}", argv, fdir / f"{spec.run_name}.log", done,
+    name = spec.run_name + (f"_seed{args.seed}" if args.seed else "")  # seeds of a row: their own logs
+    return Job(f"{spec.task} fold {spec.fold}{subset} {name}", argv, fdir / f"{name}.log", done,
                gan=(spec.task, spec.fold, spec.train_cases) if spec.needs_gan else None,
                fold=(spec.task, spec.fold, spec.train_cases))
 

@@ -307,6 +307,19 @@ def test_print_commands_pass_the_strategy_to_every_run(tmp_path):
     assert all(" --strategy mirrored " in c for c in commands)
 
 
+def test_the_runs_of_another_seed_get_their_own_logs(tmp_path):
+    cli = load_cli("tables")
+    logs = {}
+    for seed in (0, 1):
+        args = cli.parse_args(["--table", "II", "--profile", "smoke", "--folds", "1", "--only", "16-0-NoAug",
+                               "--runs-dir", str(tmp_path), "--seed", str(seed)])
+        args.precision = "float32"
+        gans, unets = cli.plan(args)
+        logs[seed] = (unets[0].log.name, unets[0].label)
+    assert logs[0] == ("16-0-NoAug.log", "scr_lung fold 1 16-0-NoAug")
+    assert logs[1] == ("16-0-NoAug_seed1.log", "scr_lung fold 1 16-0-NoAug_seed1")
+
+
 def test_cli_rejects_bad_arguments(tmp_path):
     cli = load_cli("tables")
     with pytest.raises(SystemExit, match="--folds"):
