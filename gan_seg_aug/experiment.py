@@ -274,16 +274,16 @@ def ensure_reference_unet(s: RunSettings, profile: str, fdir: Path) -> Path:
     ref = reference_settings(s, profile, Path(fdir))
     ref_dir = Path(ref.out)
     if (ref_dir / layout.UNET_DONE).exists() and not (ref_dir / layout.UNET_WEIGHTS).exists():
-        if any(f.suffix in (".h5", ".npz", ".keras") for f in ref_dir.rglob("*")):
+        if any(f.suffix in layout.WEIGHT_SUFFIXES for f in ref_dir.rglob("*")):
             raise ValueError(f"{ref_dir}: finished, but {layout.UNET_WEIGHTS} is missing while other weights "
                              f"are there; move the directory away to retrain the reference U-Net")
         log.warning(f"the reference U-Net {ref_dir} has no {layout.UNET_WEIGHTS} (a published copy, restored); "
                     f"training it again for the GAN quality report: its row will be this new run")
         shutil.rmtree(ref_dir)
     if not (ref_dir / layout.UNET_DONE).exists():
-        log.info(f"training the reference U-Net {ref.out} for the GAN quality report (real pairs only)")
+        log.info(f"training the reference U-Net {ref_dir} for the GAN quality report (real pairs only)")
         run(ref)
-    return Path(ref.out)
+    return ref_dir
 
 
 def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GAN_DONE, UNET_DONE = "done.json", "summary.json"
 UNET_WEIGHTS = "best.weights.h5"  # a trained U-Net's network (published copies of runs never have it)
+WEIGHT_SUFFIXES = (".npz", ".h5", ".keras")  # checkpoints and weights: never published
 QUALITY_DIR = "quality"
 
 

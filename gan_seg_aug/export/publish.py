@@ -29,16 +29,18 @@ log = logging.getLogger(__name__)
 # per GAN run: done.json, config, the logged curve and the final sample grid.  Never *.npz / *.h5 / tensorboard.
 LIGHT_FILES = ("summary.json", "config.json", "train_done.json", "history.csv", "metrics_per_image.csv",
                "metrics_val_per_image.csv", layout.GAN_DONE, "metrics.csv")
-HEAVY_SUFFIXES = (".npz", ".h5", ".keras")
 FINAL_SAMPLES = "final_samples.png"  # a GAN's last sample grid (samples/iter_*.png), under this name
 MAX_FIGURE_WIDTH = 720  # px: a committed figure stays a few hundred kB
 
 
 def finished_run_dirs(runs_dir) -> list[Path]:
     """Every finished U-Net and GAN run under ``runs_dir`` (``<task>/<profile>/<dataset>/fold*/<run>``)."""
-    base = Path(runs_dir)
-    markers = list(base.glob(f"*/*/*/fold*/*/{layout.UNET_DONE}")) + list(base.glob(f"*/*/*/fold*/*/{layout.GAN_DONE}"))
-    return sorted({m.parent for m in markers})
+    return sorted(set(_runs_marked(runs_dir, layout.UNET_DONE)) | set(_runs_marked(runs_dir, layout.GAN_DONE)))
+
+
+def _runs_marked(root, marker: str) -> list[Path]:
+    """Run directories of ``<task>/<profile>/<dataset>/fold*/<run>`` under ``root`` holding ``marker``."""
+    return sorted(m.parent for m in Path(root).glob(f"*/*/*/fold*/*/{marker}"))
 
 
 def publish_runs(runs_dir, out_dir) -> list[Path]:
@@ -59,7 +61,7 @@ def publish_runs(runs_dir, out_dir) -> list[Path]:
             pairs.append((grids[-1], run / FINAL_SAMPLES))
         for src, name in pairs:
             dst = out_dir / name.relative_to(runs_dir)
-            if src.suffix not in HEAVY_SUFFIXES and _copy(src, dst):
+            if src.suffix not in layout.WEIGHT_SUFFIXES and _copy(src, dst):
                 written.append(dst)
     splits = runs_dir / "splits"
     for src in sorted(splits.glob("*.json")) if splits.is_dir() else []:
@@ -85,7 +87,7 @@ def restore_runs(published_dir, runs_dir) -> list[Path]:
     if not published_dir.is_dir() or published_dir.resolve() == runs_dir.resolve():
         return []
     restored = []
-    for run in sorted(m.parent for m in published_dir.glob(f"*/*/*/fold*/*/{layout.UNET_DONE}")):
+    for run in _runs_marked(published_dir, layout.UNET_DONE):
         dst = runs_dir / run.relative_to(published_dir)
         if dst.exists():
             continue
