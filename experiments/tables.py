@@ -37,13 +37,14 @@ from gan_seg_aug.cli.arg_types import directory_or_new  # noqa: E402
 from gan_seg_aug.cli.flags import add_gan_args, aug_argv  # noqa: E402
 from gan_seg_aug.config import AUTO_PRECISION, PRECISIONS  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
-from gan_seg_aug.layout import gan_dir_name  # noqa: E402
+from gan_seg_aug.layout import GAN_CURVE, gan_dir_name, is_finished_gan  # noqa: E402
+from gan_seg_aug.export.publish import adopt_quality_report, published_quality_report  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
 SCRIPTS = {"scr_lung": EXPERIMENTS / "scr_lung.py", "cityscapes": EXPERIMENTS / "cityscapes.py",
-           "gan": EXPERIMENTS / "train_gan.py"}
+           "gan": EXPERIMENTS / "train_gan.py", "quality": EXPERIMENTS / "gan_quality.py"}
 
 log = logging.getLogger("gan_seg_aug.experiments.tables")  # __name__ is __main__ when run
 
@@ -58,6 +59,9 @@ class Job:
     is_gan: bool = False
     fold: tuple | None = None  # (task, fold, train_cases) of the training set the run belongs to
     result: dict = field(default_factory=dict)
+    # a GAN retrained while its quality report is published: adopt_quality_report's arguments; see _run
+    adopt_quality: tuple | None = None
+    quality_argv: list | None = None  # the report's own command, if the published one does not fit
 
 
 def _csv_list(text: str, what: str, cast=str) -> list:
@@ -158,8 +162,18 @@ def gan_job(task: str, fold: int, args, train_cases=None) -> Job:
             *_data_flags(task, args), *_subset_flags(train_cases), "--sampling-bn", args.sampling_bn,
             "--runs-dir", str(args.runs_dir), "--out", str(gdir)]
     subset = f" ({train_cases} training cases)" if train_cases else ""
-    return Job(f"{task} fold {fold}{subset} GAN", argv, fdir / f"{gdir.name}.log", (gdir / "done.json").exists(),
-               gan=(task, fold, train_cases), is_gan=True, fold=(task, fold, train_cases))
+    job = Job(f"{task} fold {fold}{subset} GAN", argv, fdir / f"{gdir.name}.log", is_finished_gan(gdir),
+              gan=(task, fold, train_cases), is_gan=True, fold=(task, fold, train_cases))
+    published = Path(args.publish_to) / gdir.relative_to(args.runs_dir) if args.publish_to else None
+    if args.quality and not job.finished and published is not None \
+            and published_quality_report(published, args.sampling_bn):
+        # A fresh machine retrains the fold's GAN from its seed; if the curve comes out byte-identical the
+        # published report is this GAN's, and its reference U-Net (restored without weights) need not be retrained.
+        job.argv = [a for a in argv if a != "--quality"] + ["--no-quality"]
+        job.adopt_quality = (published, gdir, args.sampling_bn, (published / GAN_CURVE).read_bytes())
+        job.quality_argv = [sys.executable, str(SCRIPTS["quality"]), "--gan-dir", str(gdir),
+                            "--sampling-bn", args.sampling_bn, "--runs-dir", str(args.runs_dir)]
+    return job
 
 
 def unet_job(spec: R.RunSpec, args, finished) -> Job:
@@ -224,6 +238,11 @@ def _run(job: Job) -> Job:
         out.flush()
         try:
             rc = subprocess.run(job.argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+            if rc == 0 and job.adopt_quality and not adopt_quality_report(*job.adopt_quality):
+                out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} the published quality report is not this "
+                          f"GAN's: computing its own\n# {shlex.join(job.quality_argv)}\n")
+                out.flush()
+                rc = subprocess.run(job.quality_argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
         except OSError as e:
             out.write(f"could not start: {e}\n")
             rc = -1

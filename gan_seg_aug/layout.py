@@ -16,6 +16,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GAN_DONE, UNET_DONE = "done.json", "summary.json"
+GAN_CURVE = "metrics.csv"  # a GAN run's logged training curve (critic / W / penalty / generator loss)
 UNET_WEIGHTS = "best.weights.h5"  # a trained U-Net's network (published copies of runs never have it)
 WEIGHT_SUFFIXES = (".npz", ".h5", ".keras")  # checkpoints and weights: never published
 QUALITY_DIR = "quality"

@@ -110,3 +110,50 @@ def test_a_restored_reference_unet_is_retrained_for_the_gan_quality_report(tmp_p
     with pytest.raises(ValueError, match="move the directory away"):
         experiment.ensure_reference_unet(s, "cpu", fold)
     assert (ref / "checkpoints" / "ckpt_100.npz").exists()
+
+
+def _retrained_gan(runs: Path, curve: str) -> Path:
+    """A GAN trained again on a fresh machine with --no-quality: curve and done.json, no report."""
+    gan = runs / "scr_lung" / "cpu" / "real" / "fold1" / "gan_critic-layer"
+    gan.mkdir(parents=True)
+    (gan / "done.json").write_text("{}")
+    (gan / "metrics.csv").write_text(curve)
+    return gan
+
+
+def test_a_retrained_gan_adopts_the_published_report_only_when_its_curve_is_byte_identical(tmp_path):
+    from gan_seg_aug.export.publish import adopt_quality_report, published_quality_report
+
+    runs, out = tmp_path / "runs", tmp_path / "results" / "runs"
+    gan = _fake_runs(runs) / "gan_critic-layer"
+    (gan / "metrics.csv").write_text("iteration,wasserstein\n20,31.85665512084961\n")
+    (gan / "quality" / "during_training.csv").write_text("iteration,kid\n20,0.3\n")
+    publish_runs(runs, out)
+    published = out / "scr_lung" / "cpu" / "real" / "fold1" / "gan_critic-layer"
+    assert published_quality_report(published, "moving") and not published_quality_report(published, "batch")
+
+    same = _retrained_gan(tmp_path / "same", "iteration,wasserstein\n20,31.85665512084961\n")
+    assert adopt_quality_report(published, same, "moving")
+    assert sorted(p.name for p in (same / "quality").iterdir()) == ["during_training.csv", "gan_quality_bn-moving.json"]
+
+    other = _retrained_gan(tmp_path / "other", "iteration,wasserstein\n20,31.85665512084962\n")  # last digit
+    assert not adopt_quality_report(published, other, "moving") and not (other / "quality").exists()
+    assert not adopt_quality_report(published, same, "batch")  # no report of that sampling mode to adopt
+    # the sweep may republish the new curve before the GAN's job checks it: compare with the curve read before
+    before = (published / "metrics.csv").read_bytes()
+    (published / "metrics.csv").write_bytes((other / "metrics.csv").read_bytes())
+    assert not adopt_quality_report(published, other, "moving", published_curve=before)
+
+
+def test_publishing_a_recomputed_report_drops_the_stale_files_of_the_old_one(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results" / "runs"
+    gan = _fake_runs(runs) / "gan_critic-layer"
+    (gan / "quality" / "during_training.csv").write_text("iteration,kid\n20,0.3\n")
+    publish_runs(runs, out)
+    published = out / "scr_lung" / "cpu" / "real" / "fold1" / "gan_critic-layer" / "quality"
+    assert (published / "during_training.csv").is_file()
+    (gan / "quality" / "during_training.csv").unlink()  # the new report (gan_quality.py) has no training part
+    (gan / "quality" / "gan_quality_bn-moving.json").write_text('{"new": 1}')
+    publish_runs(runs, out)
+    assert sorted(p.name for p in published.iterdir()) == ["gan_quality_bn-moving.json"]
+    assert (published / "gan_quality_bn-moving.json").read_text() == '{"new": 1}'

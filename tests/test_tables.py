@@ -285,6 +285,58 @@ def test_sweep_goes_fold_by_fold_and_publishes_as_rows_land(tmp_path, monkeypatc
     assert len(list((fresh / "scr_lung" / "smoke" / "synthetic" / "fold1").glob("*/summary.json"))) == 3
 
 
+QUALITY_GAN = FAKE_GAN + '''
+(out / "metrics.csv").write_text("iteration,wasserstein\\n20," + ("31.9" if not (Path(a[0]).parent / "OTHER_CURVE").exists() else "32.0"))
+if "--no-quality" not in a:
+    (out / "quality").mkdir(exist_ok=True)
+    (out / "quality" / "gan_quality_bn-moving.json").write_text('{"trained": 1}')
+    (out / "quality" / "during_training.csv").write_text("iteration,kid\\n20,0.3\\n")
+'''
+FAKE_QUALITY = '''import sys
+from pathlib import Path
+a = sys.argv
+q = Path(a[a.index("--gan-dir") + 1]) / "quality"; q.mkdir(exist_ok=True)
+(q / ("gan_quality_bn-" + a[a.index("--sampling-bn") + 1] + ".json")).write_text('{"recomputed": 1}')
+print("fake quality", " ".join(a[1:]))
+'''
+
+
+def test_a_retrained_gan_takes_the_published_report_only_if_its_curve_is_identical(tmp_path, monkeypatch):
+    cli = load_cli("tables")
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "train_gan.py").write_text(QUALITY_GAN)
+    (fake / "scr_lung.py").write_text(FAKE_UNET)
+    (fake / "gan_quality.py").write_text(FAKE_QUALITY)
+    monkeypatch.setattr(cli, "SCRIPTS", {"gan": fake / "train_gan.py", "scr_lung": fake / "scr_lung.py",
+                                         "cityscapes": fake / "cityscapes.py", "quality": fake / "gan_quality.py"})
+    results, published = tmp_path / "results", tmp_path / "results" / "runs"
+    gan_rel = Path("scr_lung/smoke/synthetic/fold1") / gan_dir_name(GANConfig.critic_norm)
+
+    def sweep(runs, only):
+        return cli.main(["--table", "II", "--profile", "smoke", "--runs-dir", str(runs), "--results-dir",
+                         str(results), "--folds", "1", "--only", only, "--publish-to", str(published)])
+
+    assert sweep(tmp_path / "runs", "16-0-NoAug,8-8-NoAug") == 0
+    assert "--no-quality" not in (tmp_path / "runs" / f"{gan_rel}.log").read_text()  # first training: own report
+    # fresh machine, same curve: trained without the report (its reference U-Net has no weights there), adopted
+    assert sweep(tmp_path / "fresh", "8-8-Aug") == 0
+    gan = tmp_path / "fresh" / gan_rel
+    assert "--no-quality" in (tmp_path / "fresh" / f"{gan_rel}.log").read_text()
+    assert (gan / "quality" / "gan_quality_bn-moving.json").read_text() == '{"trained": 1}'
+    assert (gan / "quality" / "during_training.csv").is_file()
+    assert "fake quality" not in (tmp_path / "fresh" / f"{gan_rel}.log").read_text()
+    # another fresh machine whose retraining differs: the report is computed for this GAN, the stale part unpublished
+    (fake / "OTHER_CURVE").write_text("")
+    (published / "scr_lung/smoke/synthetic/fold1/8-8-Aug/summary.json").unlink()
+    assert sweep(tmp_path / "fresh2", "8-8-Aug") == 0
+    gan = tmp_path / "fresh2" / gan_rel
+    assert "fake quality" in (tmp_path / "fresh2" / f"{gan_rel}.log").read_text()
+    assert (gan / "quality" / "gan_quality_bn-moving.json").read_text() == '{"recomputed": 1}'
+    assert sorted(p.name for p in (published / gan_rel / "quality").iterdir()) == ["gan_quality_bn-moving.json"]
+    assert (published / gan_rel / "metrics.csv").read_text().endswith("32.0")
+
+
 def test_print_commands_gan_stage_first(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "experiments" / "tables.py"), "--table", "all", "--profile",
                           "cpu", "--print-commands", "--runs-dir", str(tmp_path)], capture_output=True, text=True,

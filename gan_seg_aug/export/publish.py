@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # per U-Net run: the summary (finished marker), its config, the training record and the per-image metrics;
 # per GAN run: done.json, config, the logged curve and the final sample grid.  Never *.npz / *.h5 / tensorboard.
 LIGHT_FILES = ("summary.json", "config.json", "train_done.json", "history.csv", "metrics_per_image.csv",
-               "metrics_val_per_image.csv", layout.GAN_DONE, "metrics.csv")
+               "metrics_val_per_image.csv", layout.GAN_DONE, layout.GAN_CURVE)
 FINAL_SAMPLES = "final_samples.png"  # a GAN's last sample grid (samples/iter_*.png), under this name
 MAX_FIGURE_WIDTH = 720  # px: a committed figure stays a few hundred kB
 
@@ -63,6 +63,8 @@ def publish_runs(runs_dir, out_dir) -> list[Path]:
             dst = out_dir / name.relative_to(runs_dir)
             if src.suffix not in layout.WEIGHT_SUFFIXES and _copy(src, dst):
                 written.append(dst)
+        if layout.quality_dir(run).is_dir():
+            _drop_stale(layout.quality_dir(run), layout.quality_dir(out_dir / run.relative_to(runs_dir)))
     splits = runs_dir / "splits"
     for src in sorted(splits.glob("*.json")) if splits.is_dir() else []:
         if _copy(src, out_dir / src.relative_to(runs_dir)):
@@ -103,6 +105,52 @@ def restore_runs(published_dir, runs_dir) -> list[Path]:
         log.info(f"restored {len(restored)} finished U-Net run(s) from {published_dir} into {runs_dir} "
                  "(GANs are not restored: their checkpoints are never published)")
     return restored
+
+
+def published_quality_report(published_gan, sampling_bn: str) -> bool:
+    """Whether ``published_gan`` (a GAN's light copy) holds its training curve and a finished quality report
+    for this sampling mode (the report's JSON is written last, so it marks the report as complete)."""
+    from gan_seg_aug.evaluation.gan_quality import report_name
+
+    report = layout.quality_dir(published_gan) / f"{report_name(sampling_bn)}.json"
+    return (Path(published_gan) / layout.GAN_CURVE).is_file() and report.is_file()
+
+
+def adopt_quality_report(published_gan, gan_dir, sampling_bn: str, published_curve: bytes | None = None) -> bool:
+    """Copy the published quality report into ``gan_dir`` if ``gan_dir`` retrained the same GAN; say whether.
+
+    "The same GAN" is judged by its training curve: ``metrics.csv`` logs the critic loss, Wasserstein
+    estimate, penalty and generator loss every few iterations at full float precision, so two trainings
+    whose curves are byte-identical ran the same arithmetic on the same minibatches (a fold's GAN retrained
+    from its seed on the same stack is: measured on the real JSRT, fold 1).  The report then describes this
+    generator too, and retraining its reference U-Net (~20 min on 2 cores) to recompute it is skipped.
+    Any difference, or a missing curve, adopts nothing: the caller must compute the report anew.
+
+    ``published_curve``: the published curve as read *before* the retraining started.  A sweep republishes
+    after every finished run, so by the time the GAN is done its own curve may have replaced the published one."""
+    published_gan, gan_dir = Path(published_gan), Path(gan_dir)
+    mine, theirs = gan_dir / layout.GAN_CURVE, published_gan / layout.GAN_CURVE
+    if not (published_quality_report(published_gan, sampling_bn) and layout.is_finished_gan(gan_dir)
+            and mine.is_file()):
+        return False
+    if mine.read_bytes() != (theirs.read_bytes() if published_curve is None else published_curve):
+        log.warning(f"{gan_dir}: its training curve differs from the published run's ({theirs}); the published "
+                    "quality report does not describe it")
+        return False
+    src = layout.quality_dir(published_gan)
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
+        _copy(f, layout.quality_dir(gan_dir) / f.relative_to(src))
+    log.info(f"{gan_dir}: training curve byte-identical to the published run's; adopted its quality report")
+    return True
+
+
+def _drop_stale(src_dir: Path, dst_dir: Path) -> None:
+    """Remove files of ``dst_dir`` that ``src_dir`` lacks: a published GAN's report is the run's, whole (a GAN
+    retrained with another curve gets a new report without the old run's ``during_training.csv``)."""
+    for f in sorted(p for p in dst_dir.rglob("*") if p.is_file()):
+        if not (src_dir / f.relative_to(dst_dir)).is_file():
+            log.info(f"removed {f}: the run's quality report no longer has it")
+            f.unlink()
 
 
 def _copy(src: Path, dst: Path) -> bool:

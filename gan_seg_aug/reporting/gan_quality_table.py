@@ -9,7 +9,7 @@ import pandas as pd
 
 from gan_seg_aug.artifacts import read_json
 from gan_seg_aug.evaluation.gan_quality import report_name
-from gan_seg_aug.layout import GAN_DONE, quality_dir
+from gan_seg_aug.layout import GAN_CURVE, GAN_DONE, quality_dir
 
 COLUMNS = ("critic_norm", "sampling_bn", "iterations", "health", "w_final", "w_second_half_median", "w_second_half_max",
            "gp_second_half_median", "seconds_per_iteration", "pair_consistency", "pair_consistency_ceiling",
@@ -20,7 +20,7 @@ COLUMNS = ("critic_norm", "sampling_bn", "iterations", "health", "w_final", "w_s
 
 
 def _curve(gan_dir: Path) -> dict:
-    path = gan_dir / "metrics.csv"
+    path = gan_dir / GAN_CURVE
     if not path.exists():
         return {}
     m = pd.read_csv(path)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_seg_aug import layout
 from gan_seg_aug.artifacts import atomic_write_bytes, atomic_write_json, provenance, read_json
 from gan_seg_aug.config import GANConfig, to_dict, task_spec
 from gan_seg_aug.data.mask_encoding import encode_mask
@@ -157,7 +158,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
         refuse_other_run(out_dir, read_json(out_dir / "config.json"),
                          {k: v for k, v in record.items() if k != "provenance" and k not in RESUMABLE_FIELDS},
                          what="GAN")
-    done_path = out_dir / "done.json"
+    done_path = out_dir / layout.GAN_DONE
     if resume and done_path.exists():
         done = read_json(done_path)
         if done.get("iterations") == cfg.iterations:
@@ -211,7 +212,7 @@ def train_gan(cfg: GANConfig, data, train_ids, out_dir, *, resume: bool = True, 
     writer = tf.summary.create_file_writer(str(write_dir / "tensorboard"))
     log_every = max(1, min(25, cfg.iterations // 100))
     metrics, t_window, it_window, t_session = {}, time.time(), start, time.time()
-    curve = TrainingCurve(write_dir / "metrics.csv", start, cfg.iterations)
+    curve = TrainingCurve(write_dir / layout.GAN_CURVE, start, cfg.iterations)
     for it in range(start + 1, cfg.iterations + 1):
         idx = real_minibatch_indices(len(pairs), it, n_critic=cfg.n_critic, batch_size=cfg.batch_size, seed=cfg.seed)
         model.train_step(tf.constant(pairs[idx]))
@@ -293,7 +294,7 @@ def load_generator(gan_dir):
     from gan_seg_aug.training.precision import set_precision
 
     gan_dir = Path(gan_dir)
-    if not (gan_dir / "done.json").exists():
+    if not layout.is_finished_gan(gan_dir):
         raise FileNotFoundError(f"{gan_dir}: not a finished GAN run (no done.json); train it with "
                                 f"experiments/train_gan.py first")
     cfg = read_gan_config(gan_dir)
