@@ -393,8 +393,10 @@ def test_smoke_sweep_writes_all_four_tables(smoke_sweep):
                  "III": {"sh0_sc0_tr0_flip1", "sh0_sc0_tr0_flip0"}, "IV": {"4-4-NoAug", "8-0-Aug", "8-0-NoAug"}}
     for t, ok in expect_ok.items():
         table = pd.read_csv(results / f"table_{t}.csv")
-        assert set(table.loc[table["status"] == "ok", "row_id"]) == ok, t
-        done = table[table["status"] == "ok"]
+        landed = "partial" if t == "II" else "ok"  # the sweep ran fold 1 of Table II's three
+        assert set(table.loc[table["status"] == landed, "row_id"]) == ok, t
+        assert set(table.loc[table["status"] == "ok", "row_id"]) == (set() if t == "II" else ok), t
+        done = table[table["status"] == landed]
         assert (done["profile"] == "smoke").all() and (done["dataset"] == "synthetic").all()
         assert done["unet_iterations"].notna().all() and done["git_commit"].notna().all()
         for run_dir in done["run_dir"]:
