@@ -2,7 +2,7 @@
 
 Every row is one (or, for Table II, three) independent run(s) of ``experiments/scr_lung.py`` /
 ``experiments/cityscapes.py``; the configurations are listed in ``gan_seg_aug/reporting/run_catalogue.py``.  The
-sweep goes fold by fold (``run_order``): the fold's runs on real pairs only, its GAN
+sweep goes fold by fold (``gan_seg_aug.training.job_queue.run_order``): the fold's runs on real pairs only, its GAN
 (``experiments/train_gan.py``, idempotent), then the runs that sample from it -- so runs of one fold
 never train the fold's GAN twice at once.  ``--jobs N`` runs N processes at a time; a U-Net that needs
 a GAN starts as soon as that GAN is finished.  ``--publish-to DIR`` keeps a committable copy of the
@@ -21,12 +21,7 @@ log) and makes the exit code non-zero, after the tables are written with the row
 import argparse
 import logging
 import os
-import shlex
-import subprocess
 import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a plain checkout too
@@ -38,7 +33,8 @@ from gan_seg_aug.cli.flags import add_gan_args, aug_argv  # noqa: E402
 from gan_seg_aug.config import AUTO_PRECISION, PRECISIONS  # noqa: E402
 from gan_seg_aug.layout import fold_dir  # noqa: E402
 from gan_seg_aug.layout import GAN_CURVE, gan_dir_name, is_finished_gan  # noqa: E402
-from gan_seg_aug.export.publish import adopt_quality_report, published_quality_report  # noqa: E402
+from gan_seg_aug.export.publish import published_quality_report  # noqa: E402
+from gan_seg_aug.training.job_queue import Job, execute, print_commands, shell_line  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv  # noqa: E402
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 
@@ -47,21 +43,6 @@ SCRIPTS = {"scr_lung": EXPERIMENTS / "scr_lung.py", "cityscapes": EXPERIMENTS / 
            "gan": EXPERIMENTS / "train_gan.py", "quality": EXPERIMENTS / "gan_quality.py"}
 
 log = logging.getLogger("gan_seg_aug.experiments.tables")  # __name__ is __main__ when run
-
-
-@dataclass
-class Job:
-    label: str
-    argv: list  # the command, with sys.executable and absolute script paths
-    log: Path
-    finished: bool
-    gan: tuple | None = None  # (task, fold, train_cases) of the GAN this job is, or needs
-    is_gan: bool = False
-    fold: tuple | None = None  # (task, fold, train_cases) of the training set the run belongs to
-    result: dict = field(default_factory=dict)
-    # a GAN retrained while its quality report is published: adopt_quality_report's arguments; see _run
-    adopt_quality: tuple | None = None
-    quality_argv: list | None = None  # the report's own command, if the published one does not fit
 
 
 def _csv_list(text: str, what: str, cast=str) -> list:
@@ -207,123 +188,6 @@ def plan(args) -> tuple[list, list]:
     unets = [unet_job(s, args, finished) for s in specs]
     gans = [gan_job(task, fold, args, n) for task, fold, n in dict.fromkeys(s.gan for s in unets if s.gan)]
     return gans, unets
-
-
-def shell_line(job: Job) -> str:
-    """The command as a user would type it from the current directory."""
-    cwd = os.getcwd()
-    argv = ["python"] + [os.path.relpath(a) if os.path.isabs(a) and a.startswith(cwd + os.sep) else a
-                         for a in job.argv[1:]]
-    return shlex.join(argv)
-
-
-def print_commands(gans, unets) -> None:
-    print("# stage 1: one GAN per fold (idempotent); run these first and wait for them")
-    for j in gans:
-        print(shell_line(j))
-    print("# stage 2: the segmentation networks (idempotent; those with generated pairs need stage 1)")
-    for j in unets:
-        print(shell_line(j))
-
-
-def _run(job: Job) -> Job:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(T.REPO_ROOT), env.get("PYTHONPATH")]))
-    job.log.parent.mkdir(parents=True, exist_ok=True)
-    log.debug(f"starting {job.label}: {shlex.join(job.argv)}")
-    t0 = time.time()
-    with open(job.log, "a") as out:
-        out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(job.argv)}\n")
-        out.flush()
-        try:
-            rc = subprocess.run(job.argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-            if rc == 0 and job.adopt_quality and not adopt_quality_report(*job.adopt_quality):
-                out.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} the published quality report is not this "
-                          f"GAN's: computing its own\n# {shlex.join(job.quality_argv)}\n")
-                out.flush()
-                rc = subprocess.run(job.quality_argv, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
-        except OSError as e:
-            out.write(f"could not start: {e}\n")
-            rc = -1
-    job.result = {"rc": rc, "seconds": time.time() - t0}
-    return job
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
-
-
-def run_order(gans: list, unets: list) -> list[Job]:
-    """The unfinished jobs, one training set (fold / subset) after another: its runs without generated
-    pairs (the GAN quality report's reference first among them), then its GAN, then the runs that sample
-    from it.  So an interrupted sweep leaves whole folds behind it, and a GAN never waits long for the
-    U-Nets that use it (its checkpoints are the one thing a fresh machine would not have)."""
-    folds = list(dict.fromkeys(j.fold for j in unets + gans))
-    order = []
-    for key in folds:
-        mine = [j for j in unets if j.fold == key and not j.finished]
-        order += [j for j in mine if j.gan is None]
-        order += [j for j in gans if j.fold == key and not j.finished]
-        order += [j for j in mine if j.gan is not None]
-    return order
-
-
-def execute(gans: list, unets: list, n_jobs: int, on_finished=None) -> list[Job]:
-    """Run the jobs in :func:`run_order`, at most ``n_jobs`` at once, a U-Net that needs a GAN only once
-    that GAN finished; return the failed ones (and those skipped because their GAN failed).
-    ``on_finished(job)`` is called after every successful run (the sweep republishes its results)."""
-    for j in gans + unets:
-        if j.finished:
-            log.info(f"already finished: {j.label}")
-    queue = run_order(gans, unets)
-    gan_state = {j.gan: "pending" for j in gans if not j.finished}  # absent = finished
-    total, count, failed, running = len(queue), 0, [], set()
-    done_before = sum(j.finished for j in gans + unets)
-    log.info(f"{total} run(s) to do ({sum(j.is_gan for j in queue)} GAN(s), {sum(not j.is_gan for j in queue)} "
-             f"U-Net(s)); {done_before} already finished. Interrupted? Run the same command again: finished "
-             f"runs are kept, the others resume.")
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-        while queue or running:
-            i = 0
-            while len(running) < n_jobs and i < len(queue):
-                job = queue[i]
-                state = None if job.is_gan else gan_state.get(job.gan)
-                if state == "pending":
-                    i += 1  # its GAN is still running: take the next one
-                    continue
-                queue.pop(i)
-                if state == "failed":
-                    count += 1
-                    job.result = {"rc": None, "seconds": 0.0}
-                    failed.append(job)
-                    log.info(f"[{count}/{total}] SKIPPED {job.label}: its GAN failed")
-                    continue
-                running.add(pool.submit(_run, job))
-            if not running:
-                break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = fut.result()
-                count += 1
-                rc, secs = job.result["rc"], job.result["seconds"]
-                if job.is_gan:
-                    gan_state[job.gan] = "ok" if rc == 0 else "failed"
-                if rc == 0:
-                    log.info(f"[{count}/{total}] ok      {job.label} ({secs:.0f} s): {_last_line(job.log)}")
-                    if on_finished is not None:
-                        on_finished(job)
-                else:
-                    failed.append(job)
-                    log.info(f"[{count}/{total}] FAILED  {job.label} (exit {rc}, {secs:.0f} s); log: {job.log}")
-                left = [j.label for j in queue] + ["(running)"] * len(running)
-                if left:
-                    log.info(f"    {len(left)} to go; next: {', '.join(left[:3])}{' ...' if len(left) > 3 else ''}")
-    return failed
 
 
 def write_tables(args) -> list[Path]:
