@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from gan_seg_aug.data.splits import fold_of
     from gan_seg_aug.experiment import RunSettings, ensure_reference_unet
     from gan_seg_aug.layout import runs_root_of
-    from gan_seg_aug.evaluation.gan_quality import QualitySettings, report_name
+    from gan_seg_aug.evaluation.gan_quality import QualitySettings, concerns, report_name
     from gan_seg_aug.reporting.gan_report import Reporter
     from gan_seg_aug.training.gan_trainer import load_generator
     from gan_seg_aug.layout import quality_dir
@@ -103,7 +103,9 @@ def main(argv=None) -> int:
         else:
             rep = reporter.final(generator, QualitySettings(n=args.n, sampling_bn=mode, seed=args.seed), iterations)
         log.info(f"[quality] sampling BN {mode}: " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
-        out["reports"][mode] = rep["summary"]
+        for concern in concerns(rep):
+            log.warning(f"[quality] sampling BN {mode}: {concern}")
+        out["reports"][mode] = rep["summary"] | {"concerns": concerns(rep)}
     print(json.dumps(out))
     return 0
 

@@ -288,7 +288,7 @@ def ensure_reference_unet(s: RunSettings, profile: str, fdir: Path) -> Path:
 
 def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
     """The full report of a finished GAN (once; reused when it exists)."""
-    from gan_seg_aug.evaluation.gan_quality import QualitySettings
+    from gan_seg_aug.evaluation.gan_quality import QualitySettings, concerns
     from gan_seg_aug.reporting.gan_report import read_report
     from gan_seg_aug.training.gan_trainer import load_generator
 
@@ -298,4 +298,6 @@ def final_quality_report(reporter, gan_dir, sampling_bn: str) -> dict:
         rep = reporter.final(load_generator(gan_dir), QualitySettings(sampling_bn=sampling_bn),
                              read_json(Path(gan_dir) / layout.GAN_DONE)["iterations"])
     log.info("[quality] " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
+    for concern in concerns(rep):
+        log.warning(f"[quality] {gan_dir}: {concern}")
     return rep

@@ -151,3 +151,18 @@ def test_quality_command_on_the_smoke_sweep(smoke_sweep):
     bad = subprocess.run([sys.executable, str(REPO / "experiments" / "gan_quality.py"), "--gan-dir",
                           str(gan_dir / "nope")], capture_output=True, text=True)
     assert bad.returncode != 0 and "not a finished GAN run" in bad.stderr and bad.stderr.count("\n") <= 1
+
+
+def test_concerns_name_each_shortfall_against_its_reference_and_nothing_else():
+    from gan_seg_aug.evaluation.gan_quality import concerns
+
+    good = {"pair_consistency": {"generated": 0.95, "real_val_ceiling": 0.97},
+            "features": {"precision": 0.9, "recall": 0.85, "precision_real_val": 0.93, "recall_real_val": 0.9},
+            "masks": {"generated": {"one_component_fraction": 0.95}, "real_val": {"one_component_fraction": 1.0}},
+            "memorisation": {"fraction_below": 0.08, "percentile": 5.0}}
+    assert concerns(good) == []
+    bad = {**good, "memorisation": {"fraction_below": 0.4, "percentile": 5.0},
+           "masks": {"generated": {"one_component_fraction": 0.5}, "real_val": {"one_component_fraction": 1.0}}}
+    found = concerns(bad)
+    assert len(found) == 2 and found[0].startswith("one-component masks 0.50 (real 1.00)")
+    assert found[1].startswith("memorised fraction 0.40 (chance 0.05)")

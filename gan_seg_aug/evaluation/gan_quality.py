@@ -188,6 +188,49 @@ def headline(rep: dict) -> dict:
     return out
 
 
+CONCERN_RATIO = 0.9  # a generated-pair number below 90 % of its real-data reference is worth a warning
+
+
+def concerns(rep: dict) -> list[str]:
+    """Plain-language warnings for the numbers of a report that fall well short of their real-data
+    reference line (below ``CONCERN_RATIO`` of it), or memorisation above twice the chance level.
+    These are not the paper's (it has no such measures); they tell a user, before the U-Nets train,
+    that the pairs differ from real ones in a way the U-Net will see.
+
+    >>> concerns({"pair_consistency": {"generated": 0.43, "real_val_ceiling": 0.98, "metric": "dice"},
+    ...           "masks": {"generated": {}, "real_val": {}}})
+    ['pair consistency 0.43 (real pairs 0.98): a real-data U-Net often disagrees with the generated masks']
+    >>> concerns({"features": {"precision": 0.9, "recall": 0.0, "precision_real_val": 0.93,
+    ...                        "recall_real_val": 0.95}, "masks": {"generated": {}, "real_val": {}}})
+    ['recall 0.00 (real 0.95): the samples cover little of the real images']
+    >>> concerns({"masks": {"generated": {"one_component_fraction": 0.99}, "real_val": {"one_component_fraction": 1.0}}})
+    []
+    """
+    out = []
+
+    def short(value, reference) -> bool:
+        return value is not None and reference is not None and value < CONCERN_RATIO * reference
+
+    pc = rep.get("pair_consistency", {})
+    if short(pc.get("generated"), pc.get("real_val_ceiling")):
+        out.append(f"pair consistency {pc['generated']:.2f} (real pairs {pc['real_val_ceiling']:.2f}): a "
+                   f"real-data U-Net often disagrees with the generated masks")
+    f = rep.get("features", {})
+    for key, what in (("precision", "few samples look like real images"),
+                      ("recall", "the samples cover little of the real images")):
+        if short(f.get(key), f.get(f"{key}_real_val")):
+            out.append(f"{key} {f[key]:.2f} (real {f[f'{key}_real_val']:.2f}): {what}")
+    g, r = rep["masks"]["generated"], rep["masks"]["real_val"]
+    if short(g.get("one_component_fraction"), r.get("one_component_fraction")):
+        out.append(f"one-component masks {g['one_component_fraction']:.2f} (real "
+                   f"{r['one_component_fraction']:.2f}): many generated masks are fragmented")
+    mem = rep.get("memorisation")
+    if mem and mem["fraction_below"] > 2 * mem["percentile"] / 100:
+        out.append(f"memorised fraction {mem['fraction_below']:.2f} (chance {mem['percentile'] / 100:.2f}): "
+                   f"many samples are near-copies of training images")
+    return out
+
+
 def settings_dict(settings: QualitySettings) -> dict:
     return dataclasses.asdict(settings)
 
