@@ -455,3 +455,14 @@ def test_runs_of_an_earlier_stopping_rule_do_not_stand_in_for_the_current_profil
     assert T.find_run(spec, runs, {"stopping_rule": "600/600/50/8000"}) is None
     assert T.find_run(spec, runs, {"stopping_rule": "600/400/50/8000"}) is not None
     assert T.find_run(spec, runs, {}) is not None  # not asked: not checked
+
+
+def test_cpu_real_sweep_script_refuses_a_data_root_without_the_datasets(tmp_path):
+    """The script behind results/cpu_real/README's one command: a wrong DATA_ROOT is a one-line error, exit 2."""
+    script = REPO / "experiments" / "cpu_real_sweep.sh"
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0  # parses
+    r = subprocess.run(["sh", str(script), str(tmp_path), str(tmp_path / "runs")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: {tmp_path}/jsrt_scr: not a directory (expected get_real_data.sh's TARGET_DIR as DATA_ROOT)")
+    r = subprocess.run(["sh", str(script)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("usage:")

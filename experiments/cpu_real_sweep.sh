@@ -1,0 +1,48 @@
+#!/bin/sh
+# The whole real-data evidence at the cpu profile (results/cpu_real/), in the order it is worth having it:
+# Table II seed 0, the second seeds of the headline rows, Table IV (seeds 0 and 1 of 8-0 / 4-4), Table I,
+# Table III, the low-data ladder.  Every step is an idempotent experiments/tables.py call: on a fresh
+# machine it restores the published rows from results/cpu_real/runs and runs only what is missing, so
+# running this again after an interruption continues where it stopped.  Commit results/cpu_real as rows land.
+#
+#   nohup sh experiments/cpu_real_sweep.sh DATA_ROOT RUNS_DIR > sweep.log 2>&1 &
+#
+# DATA_ROOT is the TARGET_DIR of ../shared/tools/get_real_data.sh (jsrt_scr/, cityscapes_pix2pix/);
+# RUNS_DIR holds the checkpoints and must be outside the project.
+set -u
+if [ $# -ne 2 ]; then
+    echo "usage: sh experiments/cpu_real_sweep.sh DATA_ROOT RUNS_DIR" >&2
+    exit 2
+fi
+DATA=$1
+RUNS=$2
+for d in "$DATA/jsrt_scr" "$DATA/cityscapes_pix2pix"; do
+    [ -d "$d" ] || { echo "error: $d: not a directory (expected get_real_data.sh's TARGET_DIR as DATA_ROOT)" >&2; exit 2; }
+done
+cd "$(dirname "$0")/.." || exit 2
+OUT=results/cpu_real
+HEADLINE=16-0-NoAug,16-0-Aug,8-8-NoAug,8-8-Aug
+
+step() {  # step TITLE ARGS...: one tables.py call; a failed run is reported and the sweep goes on
+    title=$1
+    shift
+    echo "=== $(date -u +%FT%TZ) $title"
+    python experiments/tables.py --profile cpu --data-dir-scr "$DATA/jsrt_scr" \
+        --data-dir-cityscapes "$DATA/cityscapes_pix2pix" --runs-dir "$RUNS" --publish-to "$OUT/runs" "$@"
+    echo "=== $(date -u +%FT%TZ) $title: exit $?"
+}
+
+for fold in 1 2 3; do
+    step "Table II fold $fold, seed 0" --table II --folds "$fold" --results-dir "$OUT"
+done
+for fold in 1 2 3; do
+    step "Table II fold $fold, seed 1 (headline rows)" --table II --folds "$fold" --seed 1 --only "$HEADLINE" \
+        --results-dir "$OUT/seed1"
+done
+step "Table IV, seed 0" --table IV --results-dir "$OUT"
+step "Table IV, seed 1 (8-0 / 4-4)" --table IV --seed 1 --only 8-0-NoAug,8-0-Aug,4-4-NoAug,4-4-Aug \
+    --results-dir "$OUT/seed1"
+step "Table I (SCR fold 1)" --table I --results-dir "$OUT"
+step "Table III (Cityscapes)" --table III --results-dir "$OUT"
+step "low-data ladder (SCR fold 1)" --table ladder --results-dir "$OUT"
+python experiments/compare.py "$OUT" --runs-dir "$OUT/runs" --markdown "$OUT/comparisons.md"
