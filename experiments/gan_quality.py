@@ -103,9 +103,10 @@ def main(argv=None) -> int:
         else:
             rep = reporter.final(generator, QualitySettings(n=args.n, sampling_bn=mode, seed=args.seed), iterations)
         log.info(f"[quality] sampling BN {mode}: " + ", ".join(f"{k} {v:.4g}" for k, v in rep["summary"].items()))
-        for concern in concerns(rep):
+        found = concerns(rep)
+        for concern in found:
             log.warning(f"[quality] sampling BN {mode}: {concern}")
-        out["reports"][mode] = rep["summary"] | {"concerns": concerns(rep)}
+        out["reports"][mode] = rep["summary"] | {"concerns": found}
     print(json.dumps(out))
     return 0
 
