@@ -186,7 +186,10 @@ def plan(args) -> tuple[list, list]:
     finished = {task: T.finished_runs(args.runs_dir, task, args.profile, dataset(task, args))
                 for task in {s.task for s in specs}}
     unets = [unet_job(s, args, finished) for s in specs]
-    gans = [gan_job(task, fold, args, n) for task, fold, n in dict.fromkeys(s.gan for s in unets if s.gan)]
+    # a GAN is planned only for unfinished runs that sample from it: once its rows are done (e.g. restored
+    # from the published results on a fresh machine) retraining it would cost a quarter hour for nothing
+    gans = [gan_job(task, fold, args, n)
+            for task, fold, n in dict.fromkeys(s.gan for s in unets if s.gan and not s.finished)]
     return gans, unets
 
 

@@ -372,6 +372,22 @@ def test_the_runs_of_another_seed_get_their_own_logs(tmp_path):
     assert logs[1] == ("16-0-NoAug_seed1.log", "scr_lung fold 1 16-0-NoAug_seed1")
 
 
+def test_no_gan_is_planned_once_every_run_sampling_from_it_is_finished(tmp_path):
+    cli = load_cli("tables")
+    argv = ["--table", "II", "--profile", "smoke", "--folds", "1", "--only", "8-8-NoAug", "--runs-dir", str(tmp_path)]
+    args = cli.parse_args(argv)
+    args.precision = "float32"
+    gans, unets = cli.plan(args)
+    assert [j.is_gan for j in gans] == [True] and not unets[0].finished  # the 8-8 run still needs its GAN
+    spec = next(s for r in R.select_rows(R.table_rows("II", [1]), ["8-8-NoAug"]) for s in r.runs)
+    run_dir = write_run(tmp_path, spec, profile="smoke")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary.update(gan_critic_norm=args.critic_norm, sampling_bn=args.sampling_bn)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    gans, unets = cli.plan(args)
+    assert unets[0].finished and gans == []
+
+
 def test_cli_rejects_bad_arguments(tmp_path):
     cli = load_cli("tables")
     with pytest.raises(SystemExit, match="--folds"):
