@@ -37,7 +37,7 @@ def load_cli(name: str):
 # ----------------------------------------------------------------------------- fabricated runs
 
 def write_run(runs_dir, spec: R.RunSpec, *, profile="cpu", dataset="synthetic", per_image=None, val=None,
-              test=None, run_name=None, aug_params=None, resolution=None):
+              test=None, run_name=None, aug_params=None, resolution=None, extra=None):
     """A fake finished run (summary.json + metrics_per_image.csv) in the layout of the commands."""
     run_dir = fold_dir(runs_dir, spec.task, profile, dataset, spec.fold, spec.train_cases) / (run_name or spec.run_name)
     run_dir.mkdir(parents=True)
@@ -57,6 +57,7 @@ def write_run(runs_dir, spec: R.RunSpec, *, profile="cpu", dataset="synthetic", 
         summary["resolution"] = resolution
     if spec.train_cases:
         summary["train_cases"] = spec.train_cases
+    summary |= extra or {}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir
 
@@ -380,10 +381,8 @@ def test_no_gan_is_planned_once_every_run_sampling_from_it_is_finished(tmp_path)
     gans, unets = cli.plan(args)
     assert [j.is_gan for j in gans] == [True] and not unets[0].finished  # the 8-8 run still needs its GAN
     spec = next(s for r in R.select_rows(R.table_rows("II", [1]), ["8-8-NoAug"]) for s in r.runs)
-    run_dir = write_run(tmp_path, spec, profile="smoke")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    summary.update(gan_critic_norm=args.critic_norm, sampling_bn=args.sampling_bn)
-    (run_dir / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path, spec, profile="smoke",
+              extra={"gan_critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn})
     gans, unets = cli.plan(args)
     assert unets[0].finished and gans == []
 
