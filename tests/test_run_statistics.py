@@ -62,8 +62,8 @@ def scr_tree(root, *, shift=0.0, shifted=None, seeds=(0, 1), n=40, noise=0.004, 
     return root
 
 
-def line(frame, comparison, metric):
-    hit = frame[(frame.comparison == comparison) & (frame.metric == metric)]
+def line(frame, comparison, metric, scope="all paired folds"):
+    hit = frame[(frame.comparison == comparison) & (frame.metric == metric) & (frame.scope == scope)]
     assert len(hit) == 1, (comparison, metric, frame[["comparison", "metric"]])
     return hit.iloc[0]
 
@@ -115,6 +115,24 @@ def test_identical_rows_give_a_ci_around_zero(tmp_path):
                 write_run(tmp_path, net, fold, seed, frame)
     d = line(table_ii(tmp_path), "8-8-NoAug vs 16-0-NoAug", "dice")
     assert d.mean_diff == 0 and d.ci_low <= 0 <= d.ci_high and d.ci_high - d.ci_low < 0.01
+
+
+def test_folds_with_two_seeds_get_their_own_between_run_ci_while_the_others_have_one(tmp_path):
+    scr_tree(tmp_path, shift=0.01, seeds=(0,))
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.95, 0.985, 40)
+    for net, shift in (("8-8-NoAug", 0.01), ("16-0-NoAug", 0.0)):  # a second seed on fold 1 only
+        write_run(tmp_path, net, 1, 1, scr_frame(1, base + shift + rng.normal(0, 0.004, 40)))
+    f = table_ii(tmp_path)
+    every = line(f, "8-8-NoAug vs 16-0-NoAug", "dice")
+    assert (every.folds, every.runs_a, every.seeds_a, every.n_images) == ("1;2;3", 4, 1, 120)
+    assert not every.seed_variance_included and every.verdict.endswith("(within-run CI: under 2 seeds on a side)")
+    one = line(f, "8-8-NoAug vs 16-0-NoAug", "dice", scope="folds with 2+ seeds")
+    assert (one.folds, one.runs_a, one.runs_b, one.seeds_a, one.n_images) == ("1", 2, 2, 2, 40)
+    assert one.seed_variance_included and one.verdict == VERDICTS[0] and one.ci_low < 0.01 < one.ci_high
+    assert len(one.run_dirs_a.split(";")) == 2 and "fold2" not in one.run_dirs_a
+    # no second scope where it would repeat the first (every fold seeded) or be empty (no fold seeded)
+    assert set(f[f.comparison == "8-8-Aug vs 16-0-Aug"].scope) == {"all paired folds"}
 
 
 def test_cases_are_paired_by_case_id_whatever_the_csv_order(tmp_path):
@@ -209,7 +227,7 @@ def test_compare_cli_end_to_end_on_a_tmp_runs_tree(tmp_path):
     d = line(csv, "8-8-NoAug vs 16-0-NoAug", "dice")
     assert d.verdict == VERDICTS[0] and d.runs_a == 6 and d.ci_low > 0
     md = (out / "comparisons_stats.md").read_text()
-    assert "## Table II" in md and "| 8-8-NoAug vs 16-0-NoAug | dice |" in md and "at commit" in md
+    assert "## Table II" in md and "| 8-8-NoAug vs 16-0-NoAug | all paired folds | dice |" in md and "at commit" in md
     assert "8-8-NoAug vs 16-0-NoAug" in proc.stdout and "no table_" not in proc.stderr
     # Without --runs-dir the old behaviour stays: no tables -> exit 1, nothing written.
     proc = subprocess.run(cmd[:3], capture_output=True, text=True)

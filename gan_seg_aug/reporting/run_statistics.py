@@ -44,7 +44,7 @@ METRICS = {"I": (("dice", "val_dice_mean"),),
            "IV": (("miou8", "miou8"), ("miou8_no_human_object", "miou8_no_human_object"))}
 NO_HUMAN_OBJECT = tuple(i for i, c in enumerate(CITYSCAPES_CATEGORIES) if c not in ("human", "object"))
 BASELINE = {"I": "sh0_sc0_tr0_el0", "III": "sh0_sc0_tr0_flip0"}
-COLUMNS = ["table", "comparison", "metric", "paper_metric", "mean_diff", "ci_low", "ci_high", "paper_diff",
+COLUMNS = ["table", "comparison", "scope", "metric", "paper_metric", "mean_diff", "ci_low", "ci_high", "paper_diff",
            "verdict", "runs_a", "runs_b", "folds", "seeds_a", "seeds_b", "seed_variance_included",
            "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "p_boot", "n_images", "n_dropped",
            "config_a", "config_b", "profile", "dataset", "note", "run_dirs_a", "run_dirs_b"]
@@ -166,13 +166,64 @@ def _paper_diffs(table, paper_dir) -> dict:
     return {str(r["row_id"]): r for r in pd.read_csv(csv).to_dict("records")}
 
 
+def _seeded_folds(found, folds) -> list:
+    """The ``folds`` in which both sides have at least 2 seeds: the only ones whose CI can hold seed noise."""
+    return [f for f in folds if all(sum(1 for g, _ in side if g == f) >= 2 for side in found.values())]
+
+
+def _lines(table, name, ra, rb, found, folds, scope, paper, *, n_boot, seed, common_note, context):
+    """The lines (one per metric) of one comparison over ``folds``."""
+    data, error = {}, None
+    if not folds:
+        error = "not computed: " + "; ".join(f"{k} has {len(v)} finished runs" + (
+            f" (folds {sorted({f for f, _ in v})})" if v else "") for k, v in found.items())
+    else:
+        try:
+            data = {k: [((f, s), _per_image(r, table)) for (f, s), r in sorted(v.items()) if f in folds]
+                    for k, v in found.items()}
+        except ValueError as e:
+            error = f"not computed: {e}"
+    def keep(fold):  # the runs a line rests on; a line not computed names all that were found
+        return fold in folds or not folds
+
+    lines = []
+    for metric, paper_metric in METRICS[table]:
+        pa, pb = (paper.get(k, {}).get(paper_metric) if paper_metric else None for k in (ra, rb))
+        # round(): the paper prints 4 decimals; the difference should not carry float noise
+        pdiff = round(float(pa) - float(pb), 6) if paper_metric and pa is not None and pb is not None else None
+        line = dict(table=table, comparison=name, scope=scope, metric=metric, paper_metric=paper_metric,
+                    paper_diff=pdiff, config_a=ra, config_b=rb, folds=";".join(map(str, folds)), note=common_note,
+                    run_dirs_a=";".join(display_path(r.run_dir) for (f, _), r in found[ra].items() if keep(f)),
+                    run_dirs_b=";".join(display_path(r.run_dir) for (f, _), r in found[rb].items() if keep(f)),
+                    **context)
+        if error is None:
+            try:
+                r = _difference(table, metric, data[ra], data[rb], n_boot, seed)
+            except ValueError as e:
+                line["verdict"] = f"not computed: {e}"
+            else:
+                line |= {k: r[k] for k in ("mean_diff", "ci_low", "ci_high", "runs_a", "runs_b",
+                                           "seed_variance_included", "wilcoxon_within_run_p", "p_boot",
+                                           "n_images", "n_dropped")}
+                line |= {"seeds_a": r["runs_per_side"]["a"], "seeds_b": r["runs_per_side"]["b"],
+                         "seed_spread_a": r["seed_spread"]["a"], "seed_spread_b": r["seed_spread"]["b"],
+                         "verdict": _verdict(metric, paper_metric, r, pdiff)}
+        else:
+            line["verdict"] = error
+        lines.append(line)
+    return lines
+
+
 def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=2000, seed=0,
                   paper_dir=PC.PAPER_DIR) -> pd.DataFrame:
     """One line per (comparison, metric) of ``table`` from the finished ``runs`` (:func:`discover`).
 
     Only folds that both rows have are paired (``note`` says which were left out); a comparison
     that cannot be computed (no runs, missing per-image file, different case sets) keeps its lines
-    with the reason as verdict.
+    with the reason as verdict.  While the second seeds are still landing fold by fold, the CI over
+    all folds is within-run only; so when some but not all paired folds have 2+ seeds on both
+    sides, the comparison gets a second set of lines, ``scope`` "folds with 2+ seeds", restricted to
+    those folds: fewer images, but a CI that includes run-to-run variance.
     """
     task = TABLE_TASK[table]
     runs, profile, dataset = _context(runs, task, profile, dataset)
@@ -183,40 +234,12 @@ def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=
         found = {k: row_runs(rows[k], runs, want) for k in (ra, rb)}
         common = sorted({f for f, _ in found[ra]} & {f for f, _ in found[rb]})
         extra = sorted({f for side in found.values() for f, _ in side} - set(common))
-        data, error = {}, None
-        if not common:
-            error = "not computed: " + "; ".join(f"{k} has {len(v)} finished runs" + (
-                f" (folds {sorted({f for f, _ in v})})" if v else "") for k, v in found.items())
-        else:
-            try:
-                data = {k: [((f, s), _per_image(r, table)) for (f, s), r in sorted(v.items()) if f in common]
-                        for k, v in found.items()}
-            except ValueError as e:
-                error = f"not computed: {e}"
-        for metric, paper_metric in METRICS[table]:
-            pa, pb = (paper.get(k, {}).get(paper_metric) if paper_metric else None for k in (ra, rb))
-            # round(): the paper prints 4 decimals; the difference should not carry float noise
-            pdiff = round(float(pa) - float(pb), 6) if paper_metric and pa is not None and pb is not None else None
-            line = dict(table=table, comparison=name, metric=metric, paper_metric=paper_metric, paper_diff=pdiff,
-                        config_a=ra, config_b=rb, profile=profile, dataset=dataset,
-                        folds=";".join(map(str, common)), note=f"folds {extra} of one side left out" if extra else None,
-                        run_dirs_a=";".join(display_path(r.run_dir) for r in found[ra].values()),
-                        run_dirs_b=";".join(display_path(r.run_dir) for r in found[rb].values()))
-            if error is None:
-                try:
-                    r = _difference(table, metric, data[ra], data[rb], n_boot, seed)
-                except ValueError as e:
-                    line["verdict"] = f"not computed: {e}"
-                else:
-                    line |= {k: r[k] for k in ("mean_diff", "ci_low", "ci_high", "runs_a", "runs_b",
-                                               "seed_variance_included", "wilcoxon_within_run_p", "p_boot",
-                                               "n_images", "n_dropped")}
-                    line |= {"seeds_a": r["runs_per_side"]["a"], "seeds_b": r["runs_per_side"]["b"],
-                             "seed_spread_a": r["seed_spread"]["a"], "seed_spread_b": r["seed_spread"]["b"],
-                             "verdict": _verdict(metric, paper_metric, r, pdiff)}
-            else:
-                line["verdict"] = error
-            lines.append(line)
+        kw = dict(n_boot=n_boot, seed=seed, context=dict(profile=profile, dataset=dataset),
+                  common_note=f"folds {extra} of one side left out" if extra else None)
+        lines += _lines(table, name, ra, rb, found, common, "all paired folds", paper, **kw)
+        seeded = _seeded_folds(found, common)
+        if seeded and seeded != common:
+            lines += _lines(table, name, ra, rb, found, seeded, "folds with 2+ seeds", paper, **kw)
     return pd.DataFrame(lines, columns=COLUMNS)
 
 
@@ -231,13 +254,14 @@ def compare_all(runs_dir, tables=TABLES, **kwargs) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-MD_COLUMNS = ["comparison", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a", "runs_b",
+MD_COLUMNS = ["comparison", "scope", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a", "runs_b",
               "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images", "note"]
 EXPLAIN = ("A - B over all test (Tables II, IV) or validation (I, III) images of the folds both rows have; 95 % CI "
            "from a hierarchical bootstrap (images matched by case id, seeds resampled within each fold: "
            "`gan_seg_aug/evaluation/paired_stats.py`). runs = folds x seeds found per side; seeds = fewest seeds "
            "in a fold; seed_spread = std over seeds of a run's mean; with 1 seed per side the CI is within-run "
-           "only. wilcoxon_within_run_p: per-image Wilcoxon on the seed-averaged differences, evidence about "
+           "only, so while the second seeds land fold by fold a comparison also gets the scope 'folds with 2+ "
+           "seeds': those folds alone, fewer images, a CI with run-to-run variance. wilcoxon_within_run_p: per-image Wilcoxon on the seed-averaged differences, evidence about "
            "these runs, not about the configurations. The paper's Hausdorff difference is judged only "
            f"against our {PC.HD_FIT or 'nothing'} (docs/hausdorff.md).")
 
