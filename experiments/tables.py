@@ -224,6 +224,38 @@ def refresh(args) -> None:
     write_tables(args)
 
 
+def run_precision(args) -> str:
+    """``--precision`` of every job and row: the requested one or, for ``auto``, the precision of the rows
+    already published in ``--publish-to`` (any task of this profile), else the profile's on this machine.
+
+    A sweep continued on another machine kind thus extends the published rows at their precision instead
+    of starting rows of another precision beside them (the tables take rows of one precision only, so the
+    published rows would drop out of the rewritten CSVs).  Extending bfloat16 rows where bfloat16 is only
+    emulated is refused unless asked for: on an AVX2-only EPYC a cpu-profile U-Net step took 7.5x the
+    float32 time (docs/decisions.md, "Precision of the cpu profile").  Errors exit 2, so a sweep script can
+    stop at the first instead of repeating it for every table."""
+    from gan_seg_aug.export.publish import published_precisions
+    from gan_seg_aug.training.precision import check_precision, choose_precision, native_bfloat16
+
+    found = published_precisions(args.publish_to, args.profile) if args.publish_to else set()
+    where = f"--publish-to {args.publish_to} holds {args.profile}-profile rows"
+    problem = None
+    if len(found) > 1:
+        problem = f"{where} of several precisions ({', '.join(sorted(found))}); expected one"
+    elif found and args.precision != AUTO_PRECISION and check_precision(args.precision) not in found:
+        problem = (f"--precision {args.precision}: {where} in {found.pop()}, and the tables take rows of one "
+                   "precision; pass that one or another --publish-to")
+    elif found == {"mixed_bfloat16"} and args.precision == AUTO_PRECISION and not args.collect_only \
+            and native_bfloat16() is None:
+        problem = (f"--precision auto: {where} in mixed_bfloat16, which this machine only emulates (several "
+                   "times slower than float32); pass --precision mixed_bfloat16 to extend them anyway, or "
+                   "--precision float32 with another --publish-to")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    return found.pop() if found else choose_precision(args.precision, args.profile)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     configure(verbosity(args))
@@ -233,10 +265,8 @@ def main(argv=None) -> int:
         args.profile = choose_profile(None)
     from gan_seg_aug.cli.tf_quiet import import_tensorflow
 
-    import_tensorflow()  # choose_precision probes the devices; without TF's start-up chatter
-    from gan_seg_aug.training.precision import choose_precision
-
-    args.precision = choose_precision(args.precision, args.profile)  # one name for every job and row
+    import_tensorflow()  # the precision choice probes the devices; without TF's start-up chatter
+    args.precision = run_precision(args)  # one name for every job and row
     if args.publish_to and not args.collect_only:
         from gan_seg_aug.export.publish import restore_runs
 

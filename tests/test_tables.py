@@ -195,6 +195,46 @@ def test_rows_are_taken_only_from_runs_of_the_wanted_precision(tmp_path):
     assert table.set_index("row_id").loc[spec.network_id, "precision"] == "mixed_bfloat16"
 
 
+def test_a_sweep_extends_published_rows_at_their_precision(tmp_path, monkeypatch, capsys):
+    """results/cpu_real was run in bf16 on AVX512-BF16 machines; continued where bf16 is only emulated, `auto`
+    must neither start float32 rows beside them (dropping the bf16 rows from table_II.csv) nor silently run
+    emulated bf16: it is a one-line error naming the way out, exit 2.  Other profiles are not bound by them."""
+    import gan_seg_aug.training.precision as P
+
+    cli = load_cli("tables")
+    published = tmp_path / "published"
+    spec = R.table_rows("II")[0].runs[0]
+    run_dir = write_run(published, spec, dataset="real", per_image=scr_per_image([0.9], [3.0]))
+    (run_dir / "config.json").write_text(json.dumps({"config": {"precision": "mixed_bfloat16"}}))
+
+    def resolve(*flags, native=None, profile="cpu"):
+        monkeypatch.setattr(P, "native_bfloat16", lambda cpu_flags=None: native)
+        argv = ["--profile", profile, "--runs-dir", str(tmp_path / "runs"), "--publish-to", str(published), *flags]
+        return cli.run_precision(cli.parse_args(argv))
+
+    def refused(*flags, native=None):
+        with pytest.raises(SystemExit) as e:
+            resolve(*flags, native=native)
+        return e.value.code, capsys.readouterr().err.strip()
+
+    assert resolve("--table", "II", native="CPU flag avx512_bf16") == "mixed_bfloat16"
+    assert resolve("--table", "IV", native="CPU flag avx512_bf16") == "mixed_bfloat16"  # the same evidence
+    assert resolve("--table", "II", "--precision", "mixed_bfloat16") == "mixed_bfloat16"  # asked for: emulated
+    assert resolve("--table", "II", "--collect-only") == "mixed_bfloat16"  # nothing runs: no speed concern
+    code, err = refused("--table", "IV")
+    assert code == 2 and err == (f"error: --precision auto: --publish-to {published} holds cpu-profile rows in "
+                                 "mixed_bfloat16, which this machine only emulates (several times slower than "
+                                 "float32); pass --precision mixed_bfloat16 to extend them anyway, or --precision "
+                                 "float32 with another --publish-to")
+    code, err = refused("--table", "II", "--precision", "float32", native="CPU flag avx512_bf16")
+    assert code == 2 and err.startswith("error: --precision float32: ") and "in mixed_bfloat16" in err
+    assert resolve("--table", "II", profile="smoke") == "float32"  # no smoke rows published: the machine's choice
+    other = write_run(published, R.table_rows("II")[1].runs[0], dataset="real", per_image=scr_per_image([0.9], [3.0]))
+    (other / "config.json").write_text(json.dumps({"config": {"precision": "float32"}}))
+    code, err = refused("--table", "II", native="CPU flag avx512_bf16")
+    assert code == 2 and "of several precisions (float32, mixed_bfloat16); expected one" in err
+
+
 # ----------------------------------------------------------------------------- the sweep runner
 
 FAKE_GAN = '''import json, sys

@@ -107,6 +107,14 @@ def restore_runs(published_dir, runs_dir) -> list[Path]:
     return restored
 
 
+def published_precisions(published_dir, profile: str) -> set[str]:
+    """The precisions (``config.precision``) of the finished U-Net runs of ``profile`` in ``published_dir``, any
+    task; empty when there are none.  A published directory is one body of evidence, so a sweep extending it
+    runs at the precision already there: the tables take rows of one precision only, and a row of another
+    would leave the published ones out of the rewritten CSVs."""
+    return {layout.recorded_precision(m.parent) for m in Path(published_dir).glob(f"*/{profile}/*/fold*/*/{layout.UNET_DONE}")}
+
+
 def published_quality_report(published_gan, sampling_bn: str) -> bool:
     """Whether ``published_gan`` (a GAN's light copy) holds its training curve and a finished quality report
     for this sampling mode (the report's JSON is written last, so it marks the report as complete)."""
