@@ -33,10 +33,15 @@ step() {  # step TITLE ARGS...: one tables.py call; a failed run (exit 1) is rep
     shift
     echo "=== $(date -u +%FT%TZ) $title"
     python experiments/tables.py --profile cpu --data-dir-scr "$DATA/jsrt_scr" \
-        --data-dir-cityscapes "$DATA/cityscapes_pix2pix" --runs-dir "$RUNS" --publish-to "$OUT/runs" --precision "${PRECISION:-auto}" "$@"
+        --data-dir-cityscapes "$DATA/cityscapes_pix2pix" --runs-dir "$RUNS" --publish-to "$OUT/runs" \
+        --precision "${PRECISION:-auto}" "$@"
     rc=$?
     echo "=== $(date -u +%FT%TZ) $title: exit $rc"
-    [ "$rc" -ne 2 ] || { echo "sweep stopped: experiments/tables.py refused the step above (its error says why; set --precision here as PRECISION=... in the environment)" >&2; exit 2; }
+    if [ "$rc" -eq 2 ]; then
+        echo "sweep stopped: experiments/tables.py refused the step above (its error says why;" \
+            "set --precision here as PRECISION=... in the environment)" >&2
+        exit 2
+    fi
 }
 
 for fold in 1 2 3; do

@@ -238,14 +238,15 @@ def run_precision(args) -> str:
     from gan_seg_aug.training.precision import check_precision, choose_precision, native_bfloat16
 
     found = published_precisions(args.publish_to, args.profile) if args.publish_to else set()
+    published = min(found, default=None)  # the one precision there (several is an error below)
     where = f"--publish-to {args.publish_to} holds {args.profile}-profile rows"
     problem = None
     if len(found) > 1:
         problem = f"{where} of several precisions ({', '.join(sorted(found))}); expected one"
     elif found and args.precision != AUTO_PRECISION and check_precision(args.precision) not in found:
-        problem = (f"--precision {args.precision}: {where} in {found.pop()}, and the tables take rows of one "
+        problem = (f"--precision {args.precision}: {where} in {published}, and the tables take rows of one "
                    "precision; pass that one or another --publish-to")
-    elif found == {"mixed_bfloat16"} and args.precision == AUTO_PRECISION and not args.collect_only \
+    elif published == "mixed_bfloat16" and args.precision == AUTO_PRECISION and not args.collect_only \
             and native_bfloat16() is None:
         problem = (f"--precision auto: {where} in mixed_bfloat16, which this machine only emulates (several "
                    "times slower than float32); pass --precision mixed_bfloat16 to extend them anyway, or "
@@ -253,7 +254,7 @@ def run_precision(args) -> str:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         raise SystemExit(2)
-    return found.pop() if found else choose_precision(args.precision, args.profile)
+    return published or choose_precision(args.precision, args.profile)
 
 
 def main(argv=None) -> int:

@@ -112,7 +112,9 @@ def published_precisions(published_dir, profile: str) -> set[str]:
     task; empty when there are none.  A published directory is one body of evidence, so a sweep extending it
     runs at the precision already there: the tables take rows of one precision only, and a row of another
     would leave the published ones out of the rewritten CSVs."""
-    return {layout.recorded_precision(m.parent) for m in Path(published_dir).glob(f"*/{profile}/*/fold*/*/{layout.UNET_DONE}")}
+    root = Path(published_dir)
+    return {layout.recorded_precision(run) for run in _runs_marked(root, layout.UNET_DONE)
+            if run.relative_to(root).parts[1] == profile}  # <task>/<profile>/<dataset>/fold*/<run>
 
 
 def published_quality_report(published_gan, sampling_bn: str) -> bool:
