@@ -199,7 +199,9 @@ def write_tables(args) -> list[Path]:
         task = R.TABLE_TASK[t]
         # always the whole table: --folds chooses what runs, not what table_II.csv covers, so a sweep that
         # continues with fold 2 keeps fold 1 in the table (and marks its rows partial until fold 3 lands)
-        frame = T.build_table(t, args.runs_dir, args.profile, dataset(task, args), want=want(args))
+        # with --publish-to the rows are read from the published light copies, so the run_dir column of a
+        # committed table names directories every checkout has, not this machine's runs directory
+        frame = T.build_table(t, args.publish_to or args.runs_dir, args.profile, dataset(task, args), want=want(args))
         path = atomic_write_csv(Path(args.results_dir) / f"table_{t}.csv", frame)
         counts = frame["status"].value_counts().to_dict()
         log.info(f"wrote {path} ({len(frame)} rows: " + ", ".join(f"{v} {k}" for k, v in counts.items()) +

@@ -326,6 +326,22 @@ def test_sweep_goes_fold_by_fold_and_publishes_as_rows_land(tmp_path, monkeypatc
     assert len(list((fresh / "scr_lung" / "smoke" / "synthetic" / "fold1").glob("*/summary.json"))) == 3
 
 
+
+def test_tables_written_with_publish_to_name_the_published_copies(tmp_path):
+    """A committed table must point at run directories a checkout has (the published light copies), not at the
+    machine-local runs directory the sweep trained in."""
+    cli = load_cli("tables")
+    runs, results, published = tmp_path / "runs", tmp_path / "results", tmp_path / "results" / "runs"
+    spec = R.table_rows("II", folds=(1,))[1].runs[0]  # 16-0-NoAug, fold 1
+    write_run(runs, spec, profile="smoke", per_image=scr_per_image([0.9, 0.8], [3.0, 4.0]))
+    argv = ["--table", "II", "--profile", "smoke", "--folds", "1", "--runs-dir", str(runs), "--results-dir",
+            str(results), "--publish-to", str(published), "--collect-only"]
+    assert cli.main(argv) == 0
+    row = pd.read_csv(results / "table_II.csv").set_index("row_id").loc[spec.network_id]
+    assert row["dice_mean"] == pytest.approx(0.85)
+    assert row["run_dir"] == str(published / "scr_lung/smoke/synthetic/fold1/16-0-NoAug")
+
+
 QUALITY_GAN = FAKE_GAN + '''
 (out / "metrics.csv").write_text("iteration,wasserstein\\n20," + ("31.9" if not (Path(a[0]).parent / "OTHER_CURVE").exists() else "32.0"))
 if "--no-quality" not in a:
