@@ -326,7 +326,6 @@ def test_sweep_goes_fold_by_fold_and_publishes_as_rows_land(tmp_path, monkeypatc
     assert len(list((fresh / "scr_lung" / "smoke" / "synthetic" / "fold1").glob("*/summary.json"))) == 3
 
 
-
 def test_tables_written_with_publish_to_name_the_published_copies(tmp_path):
     """A committed table must point at run directories a checkout has (the published light copies), not at the
     machine-local runs directory the sweep trained in."""
