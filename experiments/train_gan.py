@@ -39,6 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "--no-resume starts this run over")
     add_gan_args(p)
     p.add_argument("--iterations", type=positive_int, default=None, help="GAN iterations (default: the profile's)")
+    p.add_argument("--gan-width-div", type=positive_int, default=None,
+                   help="divide the GAN's kernel counts by this (default: the profile's; docs/decisions.md)")
     add_run_args(p)
     add_execution_args(p, models=("gan",))
     add_verbosity_args(p)
@@ -52,6 +54,7 @@ def main(argv=None) -> int:
                            precision=args.precision, critic_norm=args.critic_norm, sampling_bn=args.sampling_bn,
                            quality=args.quality, data_dir=args.data_dir, allow_partial=args.allow_partial,
                            cache_dir=args.cache_dir, runs_dir=args.runs_dir, gan_iterations=args.iterations,
+                           gan_width_div=args.gan_width_div,
                            jit_compile_gan=args.jit_compile_gan, train_cases=args.train_cases)
     strategy = strategy_from_args(args)  # first: MultiWorkerMirroredStrategy must precede other TF work
     from gan_seg_aug.experiment import choose_profile, load_fold, train_fold_gan

@@ -54,6 +54,7 @@ class RunSettings:
     out: str | None = None  # this U-Net run's directory; None = derived from the settings
     gan_checkpoint: str | None = None  # a finished GAN run to sample from instead of the fold's own
     gan_iterations: int | None = None  # None = the profile's
+    gan_width_div: int | None = None  # None = the profile's (the cpu Cityscapes alternative /8: decisions.md)
     train_cases: int | None = None  # a nested subset of the fold's training cases (low-data ladder); None = all
     jit_compile_unet: bool = False
     jit_compile_gan: bool = False
@@ -193,7 +194,7 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
     from gan_seg_aug.training.gan_trainer import train_gan
 
     s = resolved_precision(s, profile)
-    overrides = {"iterations": s.gan_iterations} if s.gan_iterations else {}
+    overrides = {k: v for k, v in (("iterations", s.gan_iterations), ("gan_width_div", s.gan_width_div)) if v}
     gcfg = C.gan_config(s.task, profile, seed=s.seed, precision=s.precision, critic_norm=s.critic_norm,
                         jit_compile=s.jit_compile_gan, **overrides)
     out = Path(out) if out else layout.gan_dir(s.runs_dir, s.task, profile, data.source, s.fold, gcfg.critic_norm,

@@ -21,6 +21,14 @@ def test_paper_defaults_are_the_thesis_values():
     assert C.unet_config("cityscapes", "paper", "4-4", augment=True).network_id == "4-4-Aug"
 
 
+def test_cpu_cityscapes_gan_is_the_measured_one_and_scr_keeps_its_own():
+    # decisions.md "The Cityscapes GAN at the cpu profile": width/8 for 2,000 iterations did not train
+    city, scr = C.gan_config("cityscapes", "cpu"), C.gan_config("scr_lung", "cpu")
+    assert (city.height, city.width, city.gan_width_div, city.iterations) == (128, 256, 4, 10_000)
+    assert (scr.gan_width_div, scr.iterations) == (4, 2_000)
+    assert C.gan_config("cityscapes", "cpu", iterations=50).iterations == 50  # an explicit override still wins
+
+
 @pytest.mark.parametrize("bad", ["8", "8-8-8", "a-b", "-1-2", "0-0", ""])
 def test_invalid_mix_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="--mix"):

@@ -218,7 +218,8 @@ def _cli():
 
 @pytest.mark.parametrize("argv", [["--task", "lungs"], ["--task", "scr_lung", "--fold", "0"],
                                   ["--task", "scr_lung", "--iterations", "-3"],
-                                  ["--task", "scr_lung", "--critic-norm", "spectral"]])
+                                  ["--task", "scr_lung", "--critic-norm", "spectral"],
+                                  ["--task", "scr_lung", "--gan-width-div", "0"]])
 def test_cli_rejects_bad_flags(argv, capsys):
     with pytest.raises(SystemExit) as e:
         _cli().parse_args(argv)
@@ -229,8 +230,11 @@ def test_cli_rejects_bad_flags(argv, capsys):
 @pytest.mark.slow
 def test_cli_smoke_run(tmp_path, capsys):
     out = tmp_path / "gan"
-    assert _cli().main(["--task", "scr_lung", "--profile", "smoke", "--iterations", "2", "--out", str(out)]) == 0
+    assert _cli().main(["--task", "scr_lung", "--profile", "smoke", "--iterations", "2", "--gan-width-div", "16",
+                        "--out", str(out)]) == 0
     assert (out / "done.json").exists() and (out / "samples" / "iter_000002.png").exists()
+    recorded = read_gan_config(out)  # the flags reach the run and its record (smoke's own divisor is 32)
+    assert (recorded.iterations, recorded.gan_width_div) == (2, 16)
     assert "SYNTHETIC" in capsys.readouterr().out
 
 
