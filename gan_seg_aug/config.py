@@ -39,7 +39,8 @@ SAMPLING_BN = ("moving", "batch")
 
 @dataclass(frozen=True)
 class NetScale:
-    """Resolution and width of the networks.  ``width_div`` divides every conv's kernel count.
+    """Resolution and width of the networks (and, where a task's GAN needs it, its own length).
+    ``width_div`` divides every conv's kernel count.
 
     For the GAN, a smaller side removes generator / critic stages (4x4 start for SCR, 8x4 W x H
     for Cityscapes); the *widest* stages are the ones dropped, so the high-resolution end of the
