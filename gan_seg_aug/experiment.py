@@ -129,6 +129,7 @@ def run(s: RunSettings, strategy=None) -> dict:
     from gan_seg_aug.artifacts import git_commit
     from gan_seg_aug.evaluation.run_summary import evaluate_and_summarise, one_line
     from gan_seg_aug.training import distribute
+    from gan_seg_aug.training.early_stopping import cap_leaves_run_unchanged
     from gan_seg_aug.training.run_guard import refuse_other_run
     from gan_seg_aug.training.unet_trainer import train_unet
 
@@ -153,6 +154,12 @@ def run(s: RunSettings, strategy=None) -> dict:
         refuse_other_run(run_dir, summary, {"seed": s.seed, "n_real": n_real, "n_generated": n_gen,
                                             "augment": s.aug is not None, "precision": s.precision}, what="U-Net",
                          legacy={"precision": layout.recorded_precision(run_dir)})
+        old_cap = layout.recorded_config(run_dir).get("max_iterations", cfg.max_iterations)
+        if not cap_leaves_run_unchanged(old_cap, cfg.max_iterations, iterations=summary.get("unet_iterations") or 0,
+                                        stopped_by=summary.get("stopped_by")):
+            raise ValueError(f"{run_dir} ended at its cap of {old_cap} iterations; the profile's cap is now "
+                             f"{cfg.max_iterations}, so the thesis rule would have trained it on: move that directory "
+                             f"away to train it again")
         log.info("already finished (delete the directory to run again): " + one_line(summary, run_dir))
         return summary
 

@@ -95,7 +95,7 @@ def runs_root_of(run_dir) -> Path:
 def recorded_precision(run_dir) -> str:
     """The precision a U-Net run trained in, from its ``config.json`` (summaries written before they
     recorded it do not say); float32 when there is no config."""
-    return _recorded_config(run_dir).get("precision", "float32")
+    return recorded_config(run_dir).get("precision", "float32")
 
 
 def recorded_stopping_rule(run_dir) -> str | None:
@@ -109,7 +109,7 @@ def recorded_stopping_rule(run_dir) -> str | None:
     >>> recorded_stopping_rule(d), recorded_stopping_rule(d / "missing")
     ('600/600/50/8000', None)
     """
-    return stopping_rule(_recorded_config(run_dir))
+    return stopping_rule(recorded_config(run_dir))
 
 
 def stopping_rule(cfg: dict) -> str | None:
@@ -118,7 +118,8 @@ def stopping_rule(cfg: dict) -> str | None:
     return "/".join(str(cfg[k]) for k in keys) if all(k in cfg for k in keys) else None
 
 
-def _recorded_config(run_dir) -> dict:
+def recorded_config(run_dir) -> dict:
+    """The ``config`` a U-Net run recorded in its ``config.json``; {} without one."""
     from gan_seg_aug.artifacts import read_json
 
     path = Path(run_dir) / "config.json"

@@ -527,6 +527,22 @@ def test_runs_of_an_earlier_stopping_rule_do_not_stand_in_for_the_current_profil
     assert T.find_run(spec, runs, {}) is not None  # not asked: not checked
 
 
+@pytest.mark.parametrize("stopped_by, iterations, stands", [("early_stopping", 4350, True),
+                                                            ("max_iterations", 8000, False)])
+def test_a_run_stands_under_a_raised_cap_only_if_the_thesis_rule_ended_it(tmp_path, stopped_by, iterations, stands):
+    spec = R.table_rows("II")[0].runs[0]
+    run_dir = write_run(tmp_path, spec, dataset="real", per_image=scr_per_image([0.9, 0.95], [3.0, 2.0]))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps(summary | {"stopped_by": stopped_by,
+                                                                "unet_iterations": iterations}))
+    rule = {"min_iterations": 600, "patience": 600, "val_every": 50, "max_iterations": 8000}
+    (run_dir / "config.json").write_text(json.dumps({"config": rule}))
+    runs = T.finished_runs(tmp_path, spec.task, "cpu", "real")
+    assert T.find_run(spec, runs, {"stopping_rule": "600/600/50/8000"}) is not None
+    assert (T.find_run(spec, runs, {"stopping_rule": "600/600/50/30000"}) is not None) == stands
+    assert T.find_run(spec, runs, {"stopping_rule": "600/400/50/30000"}) is None  # other patience: never
+
+
 def test_cpu_real_sweep_script_refuses_a_data_root_without_the_datasets(tmp_path):
     """The script behind results/cpu_real/README's one command: a wrong DATA_ROOT is a one-line error, exit 2."""
     script = REPO / "experiments" / "cpu_real_sweep.sh"

@@ -190,6 +190,30 @@ def test_finished_run_is_reused_and_other_settings_are_refused(tiny, tmp_path, m
         unet_trainer.train_unet(_cfg(max_iterations=4, patience=9), data, fold, run)
 
 
+def test_a_raised_cap_lets_an_unfinished_run_carry_on_but_not_a_run_the_old_cap_ended(tiny, tmp_path, monkeypatch):
+    data, fold = tiny
+    run, calls = tmp_path / "run", []
+    # interrupted at iteration 5 under a cap of 8: its last checkpoint (iteration 4) is below both caps
+    monkeypatch.setattr(unet_trainer, "make_train_step", _counting_step(calls, fail_after=5))
+    with pytest.raises(Interrupted):
+        unet_trainer.train_unet(_cfg(min_iterations=40, patience=40, max_iterations=8), data, fold, run)
+    monkeypatch.setattr(unet_trainer, "make_train_step", _counting_step([]))
+    with pytest.raises(ValueError, match="at iteration 4 under a cap of 8 iterations; the cap is now 3"):
+        unet_trainer.train_unet(_cfg(min_iterations=40, patience=40, max_iterations=3), data, fold, run)
+    s = unet_trainer.train_unet(_cfg(min_iterations=40, patience=40, max_iterations=12), data, fold, run)
+    assert (s["resumed_from"], s["iterations"], s["stopped_by"]) == (4, 12, "max_iterations")
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["max_iterations"] == 12 and config["max_iterations_before"] == 8
+    # this run the cap of 12 ended: under a higher cap it would have trained on, so it is refused ...
+    with pytest.raises(ValueError, match="ended at iteration 12 under a cap of 12 iterations; the cap is now 20"):
+        unet_trainer.train_unet(_cfg(min_iterations=40, patience=40, max_iterations=20), data, fold, run)
+    # ... while a run the thesis rule ended below both caps is the same run under either
+    ruled = unet_trainer.train_unet(_cfg(min_iterations=4, patience=2, max_iterations=30), data, fold, tmp_path / "r")
+    assert ruled["stopped_by"] == "early_stopping" and ruled["iterations"] < 30
+    again = unet_trainer.train_unet(_cfg(min_iterations=4, patience=2, max_iterations=300), data, fold, tmp_path / "r")
+    assert again["iterations"] == ruled["iterations"]
+
+
 def test_bad_inputs_are_reported(tiny, tmp_path):
     data, fold = tiny
     with pytest.raises(ValueError, match="sampler"):
@@ -233,3 +257,23 @@ def test_mixed_minibatches_with_a_generator_and_augmentation_train(tiny, tmp_pat
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["aug"]["translate_std"] == pytest.approx(10 * SIZE / 256)
     assert (saved["config"]["n_real"], saved["config"]["n_generated"]) == (2, 2)
+
+
+def test_a_finished_run_the_old_cap_ended_is_refused_by_the_experiment_under_a_raised_cap(tmp_path, monkeypatch):
+    import dataclasses
+    from gan_seg_aug import config as C, experiment
+
+    s = experiment.RunSettings("scr_lung", mix="16-0", profile="smoke", runs_dir=str(tmp_path), quality=False)
+    first = experiment.run(s)
+    run_dir = next(tmp_path.glob("scr_lung/smoke/*/fold1/16-0-NoAug"))
+    smoke = C.PROFILE_TABLE["smoke"]
+    monkeypatch.setitem(C.PROFILE_TABLE, "smoke", dataclasses.replace(smoke, unet_max_iterations=500))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for stopped_by, iterations, refused in (("early_stopping", 12, False), ("max_iterations", 20, True)):
+        (run_dir / "summary.json").write_text(json.dumps(summary | {"stopped_by": stopped_by,
+                                                                    "unet_iterations": iterations}))
+        if refused:
+            with pytest.raises(ValueError, match="ended at its cap of 20 iterations; the profile's cap is now 500"):
+                experiment.run(s)
+        else:
+            assert experiment.run(s)["test"] == first["test"]  # the rule ended it: the same run, reused

@@ -26,6 +26,7 @@ from gan_seg_aug.config import CITYSCAPES_CATEGORIES, task_spec
 from gan_seg_aug.reporting.run_catalogue import LADDER, SCR_FOLDS, TABLE_TASK, RunSpec, TableRow, select_rows, table_rows
 
 from gan_seg_aug.layout import REPO_ROOT, recorded_precision, recorded_stopping_rule
+from gan_seg_aug.training.early_stopping import cap_leaves_run_unchanged
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,28 @@ def _close(a, b) -> bool:
     return abs(float(a) - float(b)) <= 1e-6 * max(1.0, abs(float(b)))
 
 
+def _same_stopping(summary: dict, wanted_rule: str) -> bool:
+    """Did the run stop as a run under ``wanted_rule`` ("min/patience/val_every/cap") would have?  Same
+    minimum, patience and validation interval; the cap may differ where it never acted (a run the thesis
+    rule ended before either cap is the same run under both: early_stopping.cap_leaves_run_unchanged).
+
+    >>> _same_stopping({"stopping_rule": "600/600/50/8000", "stopped_by": "early_stopping",
+    ...                 "unet_iterations": 4350}, "600/600/50/30000")
+    True
+    >>> _same_stopping({"stopping_rule": "600/600/50/8000", "stopped_by": "max_iterations",
+    ...                 "unet_iterations": 8000}, "600/600/50/30000")
+    False
+    """
+    recorded = summary.get("stopping_rule")
+    if recorded is None:
+        return True  # written before runs recorded their rule
+    *rule, old_cap = recorded.split("/")
+    *wanted, new_cap = wanted_rule.split("/")
+    return rule == wanted and cap_leaves_run_unchanged(
+        int(old_cap), int(new_cap), iterations=int(summary.get("unet_iterations") or 0),
+        stopped_by=summary.get("stopped_by") or "max_iterations")
+
+
 # What runs made before a setting was recorded did (docs/decisions.md §3).
 LEGACY_GAN = {"gan_critic_norm": "batch", "sampling_bn": "moving"}
 
@@ -75,7 +98,7 @@ def matches(spec: RunSpec, summary: dict, want: dict | None = None) -> bool:
         return False
     if "precision" in want and s.get("precision", "float32") != want["precision"]:
         return False
-    if want.get("stopping_rule") and s.get("stopping_rule") not in (None, want["stopping_rule"]):
+    if want.get("stopping_rule") and not _same_stopping(s, want["stopping_rule"]):
         return False  # a run of an earlier version of the profile (other patience, cap, ...) is not this row
     if spec.n_generated > 0:
         for key, field in (("critic_norm", "gan_critic_norm"), ("sampling_bn", "sampling_bn")):

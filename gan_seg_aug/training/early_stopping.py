@@ -99,3 +99,28 @@ class EarlyStopping:
     def __repr__(self) -> str:
         return (f"EarlyStopping(min_iterations={self.min_iterations}, patience={self.patience}, "
                 f"best_loss={self.best_loss:.6g}, best_iteration={self.best_iteration})")
+
+
+def cap_leaves_run_unchanged(old_cap: int, new_cap: int, *, iterations: int, stopped_by: str | None = None) -> bool:
+    """Would this run have trained exactly the same under the safety cap ``new_cap`` as under ``old_cap``?
+
+    The cap acts only at the iteration it is reached, so a run that the thesis rule stopped, or one still
+    under way, before both caps is the same run under either (0 = no cap).  A run the old cap ended is not:
+    under a higher cap it would have trained on (docs/decisions.md, "The cpu profile's safety cap").
+    ``stopped_by`` is the finished run's reason ("early_stopping" / "max_iterations"), None while it runs;
+    ``iterations`` is where it ended or where its last checkpoint is.
+
+    >>> cap_leaves_run_unchanged(8000, 30000, iterations=4350, stopped_by="early_stopping")
+    True
+    >>> cap_leaves_run_unchanged(8000, 30000, iterations=8000, stopped_by="max_iterations")
+    False
+    >>> cap_leaves_run_unchanged(8000, 30000, iterations=1250), cap_leaves_run_unchanged(8000, 1000, iterations=1250)
+    (True, False)
+    """
+    if old_cap == new_cap:
+        return True
+    if stopped_by == "max_iterations":
+        return False
+    if stopped_by is None:  # still training: it continues under the new cap if that is still ahead
+        return not new_cap or iterations < new_cap
+    return not new_cap or iterations <= new_cap

@@ -42,10 +42,10 @@ from gan_seg_aug.augment.settings import aug_identity
 from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_json, provenance, read_json
 from gan_seg_aug.config import UNetConfig, task_spec, to_dict
 from gan_seg_aug.layout import UNET_WEIGHTS
-from gan_seg_aug.training.early_stopping import EarlyStopping
+from gan_seg_aug.training.early_stopping import EarlyStopping, cap_leaves_run_unchanged
 from gan_seg_aug.training.precision import set_precision
 from gan_seg_aug.training.run_guard import refuse_other_run, release, writer_dir
-from gan_seg_aug.training.checkpoints import restore_unet, save_unet_checkpoint, save_weights
+from gan_seg_aug.training.checkpoints import read_latest, restore_unet, save_unet_checkpoint, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +158,13 @@ def train_unet(cfg: UNetConfig, data, fold: dict, out_dir, *, sampler=None, aug=
     wdir = writer_dir(out, chief)
     identity = {"config": to_dict(cfg), "aug": aug_identity(aug)}
     if (out / "train_done.json").exists():
-        _check_same_run(out, identity)
+        _check_same_run(out, identity, wdir)
         summary = read_json(out / "train_done.json")
         log.info(f"[{cfg.network_id}] already trained ({summary['iterations']} iterations, best val loss "
                  f"{summary['best_val_loss']:.4f} at {summary['best_iteration']}): reusing {out}")
         return summary
     if (out / "config.json").exists():
-        _check_same_run(out, identity)
+        _check_same_run(out, identity, wdir)
     else:
         atomic_write_json(wdir / "config.json", {**identity, "fold": fold.get("fold"), "n_train": len(fold["train"]),
                                                  "n_val": len(fold["val"]), "execution": distribute.describe(strategy),
@@ -287,11 +287,32 @@ def _check_inputs(cfg, data, fold, sampler, aug):
         raise ValueError(f"val_every must be >= 1, got {cfg.val_every}")
 
 
-def _check_same_run(out: Path, identity: dict):
+def _check_same_run(out: Path, identity: dict, wdir: Path):
+    """Refuse a directory holding another run.  A changed safety cap is accepted when the run trained (or,
+    unfinished, is training) exactly as it would under the new one; an unfinished run then carries on under
+    the new cap, and its config.json records the old one."""
     saved = read_json(out / "config.json")
+    saved_cfg = saved.get("config") or {}
     wanted = {k: v for k, v in identity["config"].items() if k not in EXECUTION_FIELDS}
-    refuse_other_run(out, {**(saved.get("config") or {}), "aug": saved.get("aug")}, {**wanted, "aug": identity["aug"]},
-                     what="U-Net", legacy=LEGACY_DEFAULTS)
+    old_cap, new_cap = saved_cfg.get("max_iterations", wanted["max_iterations"]), wanted["max_iterations"]
+    refuse_other_run(out, {**saved_cfg, "aug": saved.get("aug"), "max_iterations": new_cap},
+                     {**wanted, "aug": identity["aug"]}, what="U-Net", legacy=LEGACY_DEFAULTS)
+    if old_cap == new_cap:
+        return
+    if (out / "train_done.json").exists():
+        done = read_json(out / "train_done.json")
+        where, stopped_by = done["iterations"], done["stopped_by"]
+    else:
+        latest = read_latest(out / "checkpoints", "unet")
+        where, stopped_by = (latest[1] if latest else 0), None
+    if not cap_leaves_run_unchanged(old_cap, new_cap, iterations=where, stopped_by=stopped_by):
+        raise ValueError(f"{out} holds a U-Net run that {'ended' if stopped_by else 'is'} at iteration {where} "
+                         f"under a cap of {old_cap} iterations; the cap is now {new_cap}, under which it would have "
+                         f"trained differently: move that directory away to train it again")
+    if stopped_by is None:
+        atomic_write_json(wdir / "config.json", {**saved, "config": {**saved_cfg, "max_iterations": new_cap},
+                                                 "max_iterations_before": old_cap})
+        log.info(f"{out}: the safety cap is now {new_cap} iterations (was {old_cap}); the run carries on under it")
 
 
 def load_unet(run_dir):
