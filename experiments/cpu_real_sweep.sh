@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole real-data evidence at the cpu profile (results/cpu_real/), in the order it is worth having it:
-# Table II seed 0, the second seeds of the headline rows, Table IV's 4-4-NoAug and 8-0-NoAug with second seeds,
-# Table I, Table III, the rest of Table IV, and the low-data ladder.
+# Table IV's 8-0-NoAug and 4-4-NoAug with second seeds, Table II seed 0 and the second seeds of its headline
+# rows, Table I, Table III, the rest of Table IV, and the low-data ladder.
 # Every step is an idempotent experiments/tables.py call: on a fresh machine it restores the published rows
 # from results/cpu_real/runs and runs only what is missing, so running this again after an interruption
 # continues where it stopped.  Commit results/cpu_real as rows land.
@@ -45,6 +45,13 @@ step() {  # step TITLE ARGS...: one tables.py call; a failed run (exit 1) is rep
     fi
 }
 
+# Table IV's headline comparison first: the paper's best GAN-augmented Cityscapes network, 4-4-NoAug, against
+# 8-0-NoAug, two seeds a side (4-4-NoAug seed 1 on a seed-1 GAN), each ended by the thesis rule (docs/decisions.md,
+# "The cpu profile's safety cap"; the Cityscapes GAN is width/4, 10,000 iterations: "The Cityscapes GAN at the cpu
+# profile").  8-0-NoAug seed 1 leads because it was under way when the cap was raised.
+step "Table IV, seed 1: 8-0-NoAug" --table IV --seed 1 --only 8-0-NoAug --results-dir "$OUT/seed1"
+step "Table IV, seed 0: 8-0-NoAug, 4-4-NoAug" --table IV --only 8-0-NoAug,4-4-NoAug --results-dir "$OUT"
+step "Table IV, seed 1: 4-4-NoAug" --table IV --seed 1 --only 4-4-NoAug --results-dir "$OUT/seed1"
 for fold in 1 2 3; do
     step "Table II fold $fold, seed 0" --table II --folds "$fold" --results-dir "$OUT"
 done
@@ -52,12 +59,6 @@ for fold in 1 2 3; do
     step "Table II fold $fold, seed 1 (headline rows)" --table II --folds "$fold" --seed 1 --only "$HEADLINE" \
         --results-dir "$OUT/seed1"
 done
-# Then the Cityscapes GAN (width/4, 10,000 iterations since 2026-12-06; docs/decisions.md, "The Cityscapes GAN at
-# the cpu profile") with the paper's best GAN-augmented network on it, 4-4-NoAug; that comparison's second seed
-# (8-0-NoAug, and 4-4-NoAug on a seed-1 GAN), so it rests on runs, not one run; Table I; Table III; the rest of
-# Table IV; the ladder.
-step "Table IV, seed 0: 4-4-NoAug" --table IV --only 4-4-NoAug --results-dir "$OUT"
-step "Table IV, seed 1: 8-0-NoAug, 4-4-NoAug" --table IV --seed 1 --only 8-0-NoAug,4-4-NoAug --results-dir "$OUT/seed1"
 step "Table I (SCR fold 1)" --table I --results-dir "$OUT"
 step "Table III (Cityscapes)" --table III --results-dir "$OUT"
 step "Table IV, seed 0" --table IV --results-dir "$OUT"
