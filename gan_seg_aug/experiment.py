@@ -198,6 +198,7 @@ def run(s: RunSettings, strategy=None) -> dict:
 def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume: bool = True,
                    strategy=None) -> Path:
     """Train (or reuse, or resume) the fold's GAN of these settings, with its quality report."""
+    from gan_seg_aug.reporting.gan_report import read_report
     from gan_seg_aug.training.gan_trainer import train_gan
 
     s = resolved_precision(s, profile)
@@ -207,7 +208,10 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
     out = Path(out) if out else layout.gan_dir(s.runs_dir, s.task, profile, data.source, s.fold, gcfg.critic_norm,
                                                gcfg.seed, gcfg.precision, s.train_cases)
     reporter = None
-    if s.quality and strategy_is_local(strategy) and _enough_for_quality(fold):
+    quality = s.quality and strategy_is_local(strategy) and _enough_for_quality(fold)
+    if quality and not (layout.is_finished_gan(out) and read_report(out, s.sampling_bn) is not None):
+        # only a report still to be written needs the reference network: for a finished GAN whose report exists
+        # (e.g. adopted on a fresh machine) retraining a restored reference would cost up to an hour for nothing
         from gan_seg_aug.reporting.gan_report import Reporter
 
         reference = ensure_reference_unet(s, profile, out.parent)
@@ -216,7 +220,7 @@ def train_fold_gan(s: RunSettings, profile: str, data, fold, *, out=None, resume
                             reference_dir=reference)
     train_gan(gcfg, data, fold["train"], out, resume=resume, strategy=strategy, reporter=reporter,
               context=s.data_context)
-    if reporter is not None:
+    if quality:
         final_quality_report(reporter, out, s.sampling_bn)
     return out
 

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -110,6 +111,32 @@ def test_a_restored_reference_unet_is_retrained_for_the_gan_quality_report(tmp_p
     with pytest.raises(ValueError, match="move the directory away"):
         experiment.ensure_reference_unet(s, "cpu", fold)
     assert (ref / "checkpoints" / "ckpt_100.npz").exists()
+
+
+def test_a_finished_gan_with_its_report_needs_no_reference_unet(tmp_path, monkeypatch):
+    """A U-Net row sampling a GAN whose report was adopted must not retrain the restored reference (76 min
+    for Cityscapes 8-0-NoAug); a GAN still without a report must."""
+    from gan_seg_aug import experiment, layout
+    from gan_seg_aug.reporting import gan_report
+    from gan_seg_aug.training import gan_trainer
+
+    fold_dir = _fake_runs(tmp_path)
+    (fold_dir / "16-0-NoAug" / "best.weights.h5").unlink()  # restored from a published copy
+    (fold_dir / "16-0-NoAug" / "checkpoints" / "ckpt_100.npz").unlink()
+    gan = fold_dir / "gan_critic-layer"
+    (gan / "quality" / "gan_quality_bn-moving.json").write_text(json.dumps({"summary": {"kid": 0.01}}))
+    retrained, reported = [], []
+    monkeypatch.setattr(experiment, "ensure_reference_unet", lambda *a: retrained.append(a) or fold_dir)
+    monkeypatch.setattr(gan_trainer, "train_gan", lambda *a, **k: None)
+    monkeypatch.setattr(experiment, "final_quality_report", lambda rep, *a: reported.append(rep))
+    s = experiment.RunSettings("scr_lung", fold=1, mix="8-8", runs_dir=str(tmp_path), precision="float32")
+    fold = {"train": [], "val": [f"c{i}" for i in range(40)]}
+    assert experiment.train_fold_gan(s, "cpu", SimpleNamespace(source="real"), fold, out=gan) == gan
+    assert retrained == [] and reported == [None]  # the written report is read, not recomputed
+    (gan / layout.GAN_DONE).unlink()  # unfinished: the report is still to be written
+    monkeypatch.setattr(gan_report, "Reporter", lambda *a, **k: "reporter")
+    experiment.train_fold_gan(s, "cpu", SimpleNamespace(source="real"), fold, out=gan)
+    assert len(retrained) == 1 and reported == [None, "reporter"]
 
 
 def _retrained_gan(runs: Path, curve: str) -> Path:
