@@ -102,6 +102,34 @@ def git_commit() -> str:
         return "unknown"
 
 
+# the instruction-set features that change a run's arithmetic (kernel choice, native or emulated bf16)
+_CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_kind(cpuinfo: str | None = None) -> str:
+    r"""The machine kind a run's numbers are bit-identical within (docs/decisions.md, "Run profiles").
+
+    ``cpuinfo``: for tests; by default /proc/cpuinfo (``platform.processor()`` where there is none).
+
+    >>> cpu_kind("vendor_id : AuthenticAMD\ncpu family : 25\nmodel : 17\nmodel name : AMD EPYC\n"
+    ...          "flags : fpu avx2 fma avx512f avx512_bf16\n\nvendor_id : AuthenticAMD\n")
+    'AuthenticAMD family 25 model 17 (AMD EPYC): avx2 fma avx512f avx512_bf16'
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return platform.processor() or platform.machine()
+    fields = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():  # the first processor speaks for all
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    kind = (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+            f" ({fields.get('model name', '?')})")
+    return f"{kind}: {' '.join(f for f in _CPU_FEATURES if f in flags)}"
+
+
 def provenance(**extra) -> dict:
     """What every output records: commit, date, machine, library versions, plus ``extra``
     (callers pass ``profile=``, ``dataset=``, ``seed=``, ``iterations=``).
@@ -115,6 +143,7 @@ def provenance(**extra) -> dict:
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
+        "cpu": cpu_kind(),
         "python": platform.python_version(),
     }
     for module, key in (("numpy", "numpy"), ("cv2", "opencv"), ("PIL", "pillow"), ("tensorflow", "tensorflow")):

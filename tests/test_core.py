@@ -114,6 +114,7 @@ def test_atomic_json_leaves_no_partial_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]  # no temp files left
     prov = provenance(profile="smoke")
     assert prov["profile"] == "smoke" and "git_commit" in prov and "date" in prov
+    assert prov["cpu"]  # the machine kind: runs are bit-identical within one only
 
 
 def _toy_taskdata(n=10, groups=None):
