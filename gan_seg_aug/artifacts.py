@@ -106,24 +106,33 @@ def git_commit() -> str:
 _CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 
 
+def cpu_fields(cpuinfo: str | None = None) -> dict:
+    """The first processor's /proc/cpuinfo fields (it speaks for all); empty where there is no such file.
+    ``cpuinfo``: for tests, the file's text."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
 def cpu_kind(cpuinfo: str | None = None) -> str:
     r"""The machine kind a run's numbers are bit-identical within (docs/decisions.md, "Run profiles").
 
-    ``cpuinfo``: for tests; by default /proc/cpuinfo (``platform.processor()`` where there is none).
+    ``cpuinfo``: as in :func:`cpu_fields` (``platform.processor()`` where there is no /proc/cpuinfo).
 
     >>> cpu_kind("vendor_id : AuthenticAMD\ncpu family : 25\nmodel : 17\nmodel name : AMD EPYC\n"
     ...          "flags : fpu avx2 fma avx512f avx512_bf16\n\nvendor_id : AuthenticAMD\n")
     'AuthenticAMD family 25 model 17 (AMD EPYC): avx2 fma avx512f avx512_bf16'
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return platform.processor() or platform.machine()
-    fields = {}
-    for line in cpuinfo.split("\n\n")[0].splitlines():  # the first processor speaks for all
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
+    fields = cpu_fields(cpuinfo)
+    if not fields:
+        return platform.processor() or platform.machine()
     flags = set(fields.get("flags", "").split())
     kind = (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
             f" ({fields.get('model name', '?')})")

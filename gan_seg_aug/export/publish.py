@@ -83,8 +83,8 @@ def restore_runs(published_dir, runs_dir) -> list[Path]:
     copy has ``done.json`` but no generator, and restoring it would make the sweep take a GAN as finished
     that a later row cannot sample from; a fold's GAN is retrained (same seed and config) when a row still
     needs it; the fold's reference U-Net it judges pairs with, restored without weights, is trained again
-    only if that GAN's quality report must be recomputed (``experiment.train_fold_gan``).  A run directory that exists in ``runs_dir`` is
-    never touched, finished or not."""
+    only if that GAN's quality report must be recomputed (``experiment.train_fold_gan``).  A run directory
+    that exists in ``runs_dir`` is never touched, finished or not."""
     published_dir, runs_dir = Path(published_dir), Path(runs_dir)
     if not published_dir.is_dir() or published_dir.resolve() == runs_dir.resolve():
         return []

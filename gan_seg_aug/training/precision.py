@@ -37,6 +37,7 @@ import keras
 import tensorflow as tf
 
 from gan_seg_aug.config import PRECISIONS  # ("float32", "mixed_bfloat16"): the configs validate against the same tuple
+from gan_seg_aug.artifacts import cpu_fields
 from gan_seg_aug.config import AUTO_PRECISION, get_profile
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,7 @@ def native_bfloat16(cpu_flags: set | None = None) -> str | None:
 
 
 def _cpu_flags() -> set:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    return set(cpu_fields().get("flags", "").split())
 
 
 def choose_precision(requested: str | None, profile: str, *, cpu_flags: set | None = None) -> str:
