@@ -31,7 +31,6 @@ Use::
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import keras
 import tensorflow as tf
