@@ -24,18 +24,20 @@ PRESET = {"scr_lung": dict(shift_std=0.05, scale_std=0.05, translate_std=10.0, e
 
 
 def write_run(root, network_id, fold, seed, per_image, *, task="scr_lung", profile="cpu", dataset="real",
-              critic="layer", bn="moving", file="metrics_per_image.csv", date="2026-12-01T00:00:00+00:00"):
+              critic="layer", bn="moving", file="metrics_per_image.csv", date="2026-12-01T00:00:00+00:00",
+              train_cases=None):
     """A finished U-Net run directory named as experiment.run_name names it."""
     r, g, aug = network_id.split("-")
     gen = int(g) > 0
-    name = network_id + (f"_critic-{critic}_bn-{bn}" if gen else "") + (f"_seed{seed}" if seed else "")
+    name = network_id + (f"_critic-{critic}_bn-{bn}" if gen else "") + (f"_seed{seed}" if seed else "") + (
+        f"_train{train_cases}" if train_cases else "")
     run_dir = Path(root) / task / profile / dataset / f"fold{fold}" / name
     run_dir.mkdir(parents=True)
     summary = {"task": task, "fold": fold, "network_id": network_id, "run_name": name, "n_real": int(r),
                "n_generated": int(g), "augment": aug == "Aug", "aug_params": PRESET[task] if aug == "Aug" else None,
                "profile": profile, "dataset": dataset, "seed": seed, "date": date, "git_commit": "abc",
                "gan_critic_norm": critic if gen else None, "sampling_bn": bn if gen else None,
-               "resolution": [128, 128]}
+               "resolution": [128, 128], "train_cases": train_cases}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     per_image.to_csv(run_dir / file, index=False)
     return run_dir
@@ -94,7 +96,7 @@ def test_a_shift_in_every_run_gives_a_ci_around_it_that_excludes_zero(tmp_path):
     hd, assd = line(f, "8-8-NoAug vs 16-0-NoAug", "hausdorff_mm"), line(f, "8-8-NoAug vs 16-0-NoAug", "assd_mm")
     assert hd.verdict.startswith("not judged (definition differs") and hd.mean_diff < 0
     assert assd.paper_diff == pytest.approx(1.2106 - 1.2626) and assd.verdict == VERDICTS[0]  # both lower
-    assert line(f, "8-8-NoAug vs 16-0-NoAug", "hd95_mm").verdict == "no paper value"
+    assert line(f, "8-8-NoAug vs 16-0-NoAug", "hd95_mm").verdict == "no paper value; CI excludes 0"
     assert line(f, "8-8-Aug vs 16-0-Aug", "dice").verdict.startswith("not computed: 8-8-Aug has 0 finished runs")
 
 
@@ -185,6 +187,28 @@ def test_only_common_folds_are_paired_and_bad_inputs_name_the_file(tmp_path):
         S.discover(tmp_path / "nowhere")
 
 
+def test_the_ladder_compares_gan_pairs_and_augmentation_with_neither_at_each_size(tmp_path):
+    scr_tree(tmp_path, seeds=(0, 1))  # Table II's runs: fold 1 of them is the ladder's "all" rung
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.90, 0.96, 40)
+    for net, shift in (("16-0-NoAug", 0.0), ("8-8-NoAug", 0.02), ("16-0-Aug", 0.0)):  # one seed at 9 cases
+        write_run(tmp_path, net, 1, 0, scr_frame(1, base + shift + rng.normal(0, 0.004, 40)), train_cases=9)
+    f = S.compare_table("ladder", S.discover(tmp_path), n_boot=N_BOOT)
+    gan9 = line(f, "8-8-NoAug vs 16-0-NoAug, 9 training cases", "dice")
+    assert abs(gan9.mean_diff - 0.02) < 0.003 and gan9.ci_low > 0 and (gan9.runs_a, gan9.runs_b) == (1, 1)
+    assert gan9.verdict == "no paper value; CI excludes 0 (within-run CI: under 2 seeds on a side)"
+    assert gan9.run_dirs_a.endswith("8-8-NoAug_critic-layer_bn-moving_train9") and pd.isna(gan9.paper_diff)
+    aug9 = line(f, "16-0-Aug vs 16-0-NoAug, 9 training cases", "dice")
+    assert aug9.ci_low <= 0 <= aug9.ci_high and aug9.verdict.startswith("no paper value; CI includes 0")
+    full = line(f, "8-8-NoAug vs 16-0-NoAug, all training cases", "dice")
+    assert (full.runs_a, full.seeds_a, full.n_images) == (2, 2, 40) and full.seed_variance_included
+    assert full.verdict == "no paper value; CI includes 0"
+    assert line(f, "16-0-Aug vs 16-0-NoAug, 25 training cases", "dice").verdict.startswith("not computed: ")
+    # a subset's runs never stand in for the full training set's rows of Table II
+    assert line(table_ii(tmp_path), "8-8-NoAug vs 16-0-NoAug", "dice").runs_a == 6
+    assert "## Low-data ladder" in S.to_markdown(f)
+
+
 def city_frame(confs):
     cols = confusion_columns()
     return pd.DataFrame([{"case_id": c, **dict(zip(cols, np.asarray(m).ravel()))} for c, m in confs.items()])
@@ -223,7 +247,7 @@ def test_compare_cli_end_to_end_on_a_tmp_runs_tree(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     csv = pd.read_csv(out / "comparisons_stats.csv")
-    assert list(csv.columns) == S.COLUMNS and set(csv.table) == {"I", "II"}
+    assert list(csv.columns) == S.COLUMNS and set(csv.table) == {"I", "II", "ladder"}
     d = line(csv, "8-8-NoAug vs 16-0-NoAug", "dice")
     assert d.verdict == VERDICTS[0] and d.runs_a == 6 and d.ci_low > 0
     md = (out / "comparisons_stats.md").read_text()

@@ -3,7 +3,8 @@
 Paper §V-A reads Table II as mixed vs real data ("8-8" vs "16-0", with and without augmentation),
 augmentation vs none, and synthetic-only vs real ("the networks trained on strictly synthetic
 data"); §V-B reads Table IV the same way for Cityscapes (4-4 / 0-8 vs 8-0); Tables I and III compare
-each augmentation setting with none (thesis §5.1.2, §5.2.2).  For each such pair of rows this module
+each augmentation setting with none (thesis §5.1.2, §5.2.2).  The low-data ladder (issue 14, not in
+the paper) draws Table II's GAN and augmentation comparisons again at each training-set size.  For each such pair of rows this module
 finds every finished U-Net run of both rows -- all folds, all seeds -- and hands their per-image
 tables to :mod:`gan_seg_aug.evaluation.paired_stats` (hierarchical bootstrap: runs paired by fold,
 seeds resampled, images matched by case id).
@@ -27,21 +28,23 @@ from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 from gan_seg_aug.evaluation import paired_stats as P
 from gan_seg_aug.evaluation.segmentation import confusion_columns
 from gan_seg_aug.reporting import paper_comparison as PC
-from gan_seg_aug.reporting.run_catalogue import TABLE_TASK, TABLES, TableRow, table_rows
+from gan_seg_aug.reporting.run_catalogue import LADDER, TABLE_TASK, TABLES, TableRow, table_rows
 from gan_seg_aug.reporting.table_builder import FinishedRun, display_path, matches
 
 log = logging.getLogger(__name__)
 
 # Tables I / III are validation scores (thesis Tables 5.1 / 5.3), II / IV test scores.
 PER_IMAGE = {"I": "metrics_val_per_image.csv", "II": "metrics_per_image.csv",
-             "III": "metrics_val_per_image.csv", "IV": "metrics_per_image.csv"}
+             "III": "metrics_val_per_image.csv", "IV": "metrics_per_image.csv", LADDER: "metrics_per_image.csv"}
 # (our per-image metric, the paper's column it is set against; None: the paper has no such value).
 # The paper's "Hausdorff" stands beside each distance; paper_comparison.hd_rule says which is judged.
 METRICS = {"I": (("dice", "val_dice_mean"),),
            "II": (("dice", "dice_mean"), ("hausdorff_mm", "hausdorff_mm_mean"), ("hd95_mm", None),
                   ("assd_mm", "hausdorff_mm_mean")),
            "III": (("miou8", "val_miou8"),),
-           "IV": (("miou8", "miou8"), ("miou8_no_human_object", "miou8_no_human_object"))}
+           "IV": (("miou8", "miou8"), ("miou8_no_human_object", "miou8_no_human_object")),
+           LADDER: (("dice", None), ("hausdorff_mm", None), ("hd95_mm", None), ("assd_mm", None))}
+LADDER_TITLE = "Low-data ladder: SCR fold 1 on nested training subsets (test, not in the paper)"
 NO_HUMAN_OBJECT = tuple(i for i, c in enumerate(CITYSCAPES_CATEGORIES) if c not in ("human", "object"))
 BASELINE = {"I": "sh0_sc0_tr0_el0", "III": "sh0_sc0_tr0_flip0"}
 COLUMNS = ["table", "comparison", "scope", "metric", "paper_metric", "mean_diff", "ci_low", "ci_high", "paper_diff",
@@ -57,7 +60,13 @@ def comparisons(table: str) -> list[tuple[str, str, str]]:
     [('4-4-NoAug vs 8-0-NoAug', '4-4-NoAug', '8-0-NoAug'), ('4-4-Aug vs 8-0-Aug', '4-4-Aug', '8-0-Aug')]
     >>> len(comparisons("I")), comparisons("III")[0][2]
     (8, 'sh0_sc0_tr0_flip0')
+    >>> comparisons("ladder")[0]
+    ('8-8-NoAug vs 16-0-NoAug, 9 training cases', '8-8-NoAug_train9', '16-0-NoAug_train9')
     """
+    if table == LADDER:  # at each size: GAN pairs added to real ones, and standard augmentation, against neither
+        sizes = dict.fromkeys(r.row_id.rsplit("_train", 1)[1] for r in table_rows(LADDER))
+        return [(f"{a} vs {b}, {n} training cases", f"{a}_train{n}", f"{b}_train{n}")
+                for n in sizes for a, b in (("8-8-NoAug", "16-0-NoAug"), ("16-0-Aug", "16-0-NoAug"))]
     if table in BASELINE:
         base = BASELINE[table]
         return [(f"{r.row_id} vs {base}", r.row_id, base) for r in table_rows(table) if r.row_id != base]
@@ -146,8 +155,9 @@ def _difference(table, metric, a, b, n_boot, seed):
 
 
 def _verdict(metric, paper_metric, r, paper_diff) -> str:
-    if paper_metric is None:
-        return "no paper value"
+    if paper_metric is None:  # nothing to set it against, but whether the CI excludes 0 is still the finding
+        v = "no paper value; CI " + ("excludes 0" if r["ci_low"] > 0 or r["ci_high"] < 0 else "includes 0")
+        return v if r["seed_variance_included"] else v + " (within-run CI: under 2 seeds on a side)"
     if paper_metric.startswith("hausdorff"):
         rule = PC.hd_rule(metric)
         if rule is not None:
@@ -160,6 +170,8 @@ def _verdict(metric, paper_metric, r, paper_diff) -> str:
 
 
 def _paper_diffs(table, paper_dir) -> dict:
+    if table not in TABLES:  # the ladder: no paper value to set our differences against
+        return {}
     csv = Path(paper_dir) / f"table_{table}.csv"
     if not csv.exists():
         raise FileNotFoundError(f"{csv}: the paper's Table {table} is missing (expected results/paper/)")
@@ -243,7 +255,7 @@ def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=
     return pd.DataFrame(lines, columns=COLUMNS)
 
 
-def compare_all(runs_dir, tables=TABLES, **kwargs) -> pd.DataFrame:
+def compare_all(runs_dir, tables=TABLES + (LADDER,), **kwargs) -> pd.DataFrame:
     """:func:`compare_table` for every table whose task has finished runs below ``runs_dir``."""
     runs = discover(runs_dir)
     tasks = {r.summary.get("task") for r in runs}
@@ -256,7 +268,7 @@ def compare_all(runs_dir, tables=TABLES, **kwargs) -> pd.DataFrame:
 
 MD_COLUMNS = ["comparison", "scope", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a", "runs_b",
               "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images", "note"]
-EXPLAIN = ("A - B over all test (Tables II, IV) or validation (I, III) images of the folds both rows have; 95 % CI "
+EXPLAIN = ("A - B over all test (Tables II, IV, the ladder) or validation (I, III) images of the folds both rows have; 95 % CI "
            "from a hierarchical bootstrap (images matched by case id, seeds resampled within each fold: "
            "`gan_seg_aug/evaluation/paired_stats.py`). runs = folds x seeds found per side; seeds = fewest seeds "
            "in a fold; seed_spread = std over seeds of a run's mean; with 1 seed per side the CI is within-run "
@@ -273,5 +285,5 @@ def to_markdown(frame: pd.DataFrame) -> str:
         return "\n".join(parts + ["No finished runs found.", ""])
     for t, df in frame.groupby("table", sort=False):
         ctx = f"profile {df['profile'].iloc[0]}, {df['dataset'].iloc[0]} data"
-        parts += [f"## {PC.TITLES[t]} ({ctx})", "", P.to_markdown(df[MD_COLUMNS]), ""]
+        parts += [f"## {PC.TITLES.get(t, LADDER_TITLE)} ({ctx})", "", P.to_markdown(df[MD_COLUMNS]), ""]
     return "\n".join(parts)
