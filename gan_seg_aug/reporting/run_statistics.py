@@ -273,8 +273,9 @@ EXPLAIN = ("A - B over all test (Tables II, IV, the ladder) or validation (I, II
            "`gan_seg_aug/evaluation/paired_stats.py`). runs = folds x seeds found per side; seeds = fewest seeds "
            "in a fold; seed_spread = std over seeds of a run's mean; with 1 seed per side the CI is within-run "
            "only, so while the second seeds land fold by fold a comparison also gets the scope 'folds with 2+ "
-           "seeds': those folds alone, fewer images, a CI with run-to-run variance. wilcoxon_within_run_p: per-image Wilcoxon on the seed-averaged differences, evidence about "
-           "these runs, not about the configurations. The paper's Hausdorff difference is judged only "
+           "seeds': those folds alone, fewer images, a CI with run-to-run variance. wilcoxon_within_run_p: "
+           "per-image Wilcoxon on the seed-averaged differences, evidence about these runs, not about the "
+           "configurations. The paper's Hausdorff difference is judged only "
            f"against our {PC.HD_FIT or 'nothing'} (docs/hausdorff.md).")
 
 
