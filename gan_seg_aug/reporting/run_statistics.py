@@ -4,8 +4,8 @@ Paper §V-A reads Table II as mixed vs real data ("8-8" vs "16-0", with and with
 augmentation vs none, and synthetic-only vs real ("the networks trained on strictly synthetic
 data"); §V-B reads Table IV the same way for Cityscapes (4-4 / 0-8 vs 8-0); Tables I and III compare
 each augmentation setting with none (thesis §5.1.2, §5.2.2).  The low-data ladder (issue 14, not in
-the paper) draws Table II's GAN and augmentation comparisons again at each training-set size.  For each such pair of rows this module
-finds every finished U-Net run of both rows -- all folds, all seeds -- and hands their per-image
+the paper) draws Table II's GAN and augmentation comparisons again at each training-set size.  For
+each such pair of rows this module finds every finished U-Net run of both rows -- all folds, all seeds -- and hands their per-image
 tables to :mod:`gan_seg_aug.evaluation.paired_stats` (hierarchical bootstrap: runs paired by fold,
 seeds resampled, images matched by case id).
 
@@ -266,10 +266,10 @@ def compare_all(runs_dir, tables=TABLES + (LADDER,), **kwargs) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-MD_COLUMNS = ["comparison", "scope", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a", "runs_b",
-              "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images", "note"]
-EXPLAIN = ("A - B over all test (Tables II, IV, the ladder) or validation (I, III) images of the folds both rows have; 95 % CI "
-           "from a hierarchical bootstrap (images matched by case id, seeds resampled within each fold: "
+MD_COLUMNS = ["comparison", "scope", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a",
+              "runs_b", "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images", "note"]
+EXPLAIN = ("A - B over all test (Tables II, IV, the ladder) or validation (I, III) images of the folds both rows "
+           "have; 95 % CI from a hierarchical bootstrap (images matched by case id, seeds resampled within each fold: "
            "`gan_seg_aug/evaluation/paired_stats.py`). runs = folds x seeds found per side; seeds = fewest seeds "
            "in a fold; seed_spread = std over seeds of a run's mean; with 1 seed per side the CI is within-run "
            "only, so while the second seeds land fold by fold a comparison also gets the scope 'folds with 2+ "
