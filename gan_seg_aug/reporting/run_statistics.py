@@ -1,13 +1,13 @@
 """The comparisons the paper draws between rows of its Tables I-IV, with run-to-run noise.
 
-Paper §V-A reads Table II as mixed vs real data ("8-8" vs "16-0", with and without augmentation),
-augmentation vs none, and synthetic-only vs real ("the networks trained on strictly synthetic
-data"); §V-B reads Table IV the same way for Cityscapes (4-4 / 0-8 vs 8-0); Tables I and III compare
-each augmentation setting with none (thesis §5.1.2, §5.2.2).  The low-data ladder (issue 14, not in
-the paper) draws Table II's GAN and augmentation comparisons again at each training-set size.  For
-each such pair of rows this module finds every finished U-Net run of both rows -- all folds, all seeds -- and hands their per-image
-tables to :mod:`gan_seg_aug.evaluation.paired_stats` (hierarchical bootstrap: runs paired by fold,
-seeds resampled, images matched by case id).
+Paper §V-A reads Table II as mixed vs real data ("8-8" vs "16-0", with and without augmentation), augmentation
+vs none, and synthetic-only vs real ("the networks trained on strictly synthetic data"); §V-B reads Table IV
+the same way for Cityscapes (4-4 / 0-8 vs 8-0); Tables I and III compare each augmentation setting with none
+(thesis §5.1.2, §5.2.2).  The low-data ladder (issue 14, not in the paper) draws Table II's GAN and
+augmentation comparisons again at each training-set size.  For each such pair of rows this module finds every
+finished U-Net run of both rows -- all folds, all seeds -- and hands their per-image tables to
+:mod:`gan_seg_aug.evaluation.paired_stats` (hierarchical bootstrap: runs paired by fold, seeds resampled,
+images matched by case id).
 
 A run is any directory below the given root holding ``summary.json`` (a runs tree laid out as in
 :mod:`gan_seg_aug.layout`, or the copy of one inside a results directory, ``results/<x>/runs/``);
