@@ -267,7 +267,8 @@ def compare_all(runs_dir, tables=TABLES + (LADDER,), **kwargs) -> pd.DataFrame:
 
 
 MD_COLUMNS = ["comparison", "scope", "metric", "mean_diff", "ci_low", "ci_high", "paper_diff", "verdict", "runs_a",
-              "runs_b", "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images", "note"]
+              "runs_b", "seeds_a", "seeds_b", "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "n_images",
+              "note"]
 EXPLAIN = ("A - B over all test (Tables II, IV, the ladder) or validation (I, III) images of the folds both rows "
            "have; 95 % CI from a hierarchical bootstrap (images matched by case id, seeds resampled within each fold: "
            "`gan_seg_aug/evaluation/paired_stats.py`). runs = folds x seeds found per side; seeds = fewest seeds "
