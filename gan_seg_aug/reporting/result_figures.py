@@ -52,13 +52,17 @@ def category_iou_bars(table_iv: pd.DataFrame, top: int = 4):
 def ladder_points(table: pd.DataFrame) -> pd.DataFrame:
     """The ladder's finished rows with a 95 % CI of the mean test Dice over the test images
     (t interval; one run per point, so seed-to-seed noise is NOT in it).  ``all`` training cases
-    is placed at the largest subset's size times 2 when the table does not give the number.
+    is placed at the ``n_train`` of any ``all`` row that records it (they share one training set; older
+    summaries lack it), else at the largest subset's size times 2.
 
     >>> t = pd.DataFrame({"network_id": ["16-0-NoAug"] * 2, "train_cases": ["9", "all"],
     ...                   "dice_mean": [0.90, 0.97], "dice_std": [0.05, 0.02], "n_test": [83, 83],
     ...                   "status": ["ok", "ok"]})
     >>> ladder_points(t)[["cases", "dice_mean", "ci_low"]].round(4).to_dict("list")
     {'cases': [9, 18], 'dice_mean': [0.9, 0.97], 'ci_low': [0.8891, 0.9656]}
+    >>> t2 = pd.concat([t, t.assign(network_id="16-0-Aug")], ignore_index=True).assign(n_train=[9, 134, 9, None])
+    >>> ladder_points(t2)[["network_id", "cases"]].to_dict("list")
+    {'network_id': ['16-0-Aug', '16-0-Aug', '16-0-NoAug', '16-0-NoAug'], 'cases': [9, 134, 9, 134]}
     """
     from scipy import stats
 
@@ -66,8 +70,9 @@ def ladder_points(table: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         raise ValueError("no finished ladder rows to plot: run experiments/tables.py --table ladder first")
     n = pd.to_numeric(ok["train_cases"], errors="coerce")
-    full = ok.get("n_train", pd.Series(np.nan, index=ok.index))
-    n = n.fillna(pd.to_numeric(full, errors="coerce")).fillna(2 * n.max() if n.notna().any() else 1)
+    full = pd.to_numeric(ok.get("n_train", pd.Series(np.nan, index=ok.index)), errors="coerce")
+    full = full.fillna(full[n.isna()].max())  # an "all" row without n_train takes that of one with it
+    n = n.fillna(full).fillna(2 * n.max() if n.notna().any() else 1)
     half = stats.t.ppf(0.975, ok["n_test"] - 1) * ok["dice_std"] / np.sqrt(ok["n_test"])
     return ok.assign(cases=n.astype(int), ci_low=ok["dice_mean"] - half,
                      ci_high=ok["dice_mean"] + half).sort_values(["network_id", "cases"])
