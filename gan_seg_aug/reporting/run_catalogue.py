@@ -89,6 +89,15 @@ def _as_aug(a: AugParams) -> AugParams | None:
     return None if a.is_identity else a  # the all-zero row is the plain no-augmentation run
 
 
+def ladder_row_id(network_id: str, train_cases) -> str:
+    """The ladder row of ``network_id`` trained on ``train_cases`` cases (None: all of them).
+
+    >>> ladder_row_id("8-8-NoAug", 9), ladder_row_id("16-0-Aug", None)
+    ('8-8-NoAug_train9', '16-0-Aug_trainall')
+    """
+    return f"{network_id}_train{train_cases or 'all'}"
+
+
 def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
     """The rows of a paper table and the runs each needs.
 
@@ -121,8 +130,8 @@ def table_rows(table: str, folds=SCR_FOLDS) -> list[TableRow]:
                 out.append(TableRow(table, runs[0].network_id, runs))
         return out
     if table == LADDER:
-        return [TableRow(LADDER, f"{RunSpec('scr_lung', 1, r, g, AUG_PRESETS['scr_lung'] if a else None).network_id}"
-                                 f"_train{n or 'all'}",
+        return [TableRow(LADDER, ladder_row_id(RunSpec("scr_lung", 1, r, g, AUG_PRESETS["scr_lung"] if a else None)
+                                               .network_id, n),
                          (RunSpec("scr_lung", 1, r, g, AUG_PRESETS["scr_lung"] if a else None, train_cases=n),))
                 for n in LADDER_CASES for r, g, a in LADDER_RUNS]
     raise ValueError(f"unknown --table {table!r}: expected one of {', '.join(TABLES)}, {LADDER} or all")

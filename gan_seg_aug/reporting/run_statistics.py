@@ -28,7 +28,8 @@ from gan_seg_aug.config import CITYSCAPES_CATEGORIES
 from gan_seg_aug.evaluation import paired_stats as P
 from gan_seg_aug.evaluation.segmentation import confusion_columns
 from gan_seg_aug.reporting import paper_comparison as PC
-from gan_seg_aug.reporting.run_catalogue import LADDER, LADDER_CASES, TABLE_TASK, TABLES, TableRow, table_rows
+from gan_seg_aug.reporting.run_catalogue import (LADDER, LADDER_CASES, TABLE_TASK, TABLES, TableRow, ladder_row_id,
+                                                  table_rows)
 from gan_seg_aug.reporting.table_builder import FinishedRun, display_path, matches
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def comparisons(table: str) -> list[tuple[str, str, str]]:
     ('8-8-NoAug vs 16-0-NoAug, 9 training cases', '8-8-NoAug_train9', '16-0-NoAug_train9')
     """
     if table == LADDER:  # at each size: GAN pairs added to real ones, and standard augmentation, against neither
-        return [(f"{a} vs {b}, {n or 'all'} training cases", f"{a}_train{n or 'all'}", f"{b}_train{n or 'all'}")
+        return [(f"{a} vs {b}, {n or 'all'} training cases", ladder_row_id(a, n), ladder_row_id(b, n))
                 for n in LADDER_CASES for a, b in (("8-8-NoAug", "16-0-NoAug"), ("16-0-Aug", "16-0-NoAug"))]
     if table in BASELINE:
         base = BASELINE[table]
