@@ -9,7 +9,8 @@ Aug vs NoAug, ...; ``gan_seg_aug/reporting/run_statistics.py``) from every finis
 runs tree, or a results directory holding copied runs (``results/cpu_real/runs/...``: summary.json and the
 per-image CSVs are enough, no checkpoints) -- with bootstrap CIs that include seed-to-seed noise, and
 writes ``comparisons_stats.csv`` / ``comparisons_stats.md`` atomically to ``--stats-out`` (default: the
-results directory, next to the tables).
+results directory, next to the tables), and, once the low-data ladder has a computed comparison, its
+differences against training cases as ``ladder_differences.png``.
 """
 import argparse
 import datetime
@@ -23,8 +24,10 @@ from gan_seg_aug.reporting import paper_comparison as C  # noqa: E402
 from gan_seg_aug.artifacts import atomic_write_csv, atomic_write_text, git_commit  # noqa: E402
 from gan_seg_aug.cli.log_setup import add_verbosity_args, configure, verbosity  # noqa: E402
 from gan_seg_aug.config import CRITIC_NORMS, SAMPLING_BN, GANConfig, UNetConfig  # noqa: E402
+from gan_seg_aug.reporting.run_catalogue import LADDER  # noqa: E402
 
 log = logging.getLogger("gan_seg_aug.experiments.compare")  # __name__ is __main__ when run
+LADDER_FIGURE = "ladder_differences.png"  # the ladder's paired differences, next to comparisons_stats.csv
 
 
 def _positive(text: str) -> int:
@@ -78,6 +81,11 @@ def run_stats(args) -> int:
     atomic_write_text(out / "comparisons_stats.md", S.to_markdown(frame) + _footer(
         args, f"runs from `{args.runs_dir}`; each line's run directories are in comparisons_stats.csv"))
     log.info(f"wrote {out / 'comparisons_stats.csv'} and comparisons_stats.md")
+    if (frame["table"] == LADDER).any() and frame.loc[frame["table"] == LADDER, "mean_diff"].notna().any():
+        from gan_seg_aug.reporting.result_figures import ladder_difference_plot
+        from gan_seg_aug.reporting.viz import save_png
+
+        log.info(f"wrote {save_png(ladder_difference_plot(frame), out / LADDER_FIGURE)}")
     done = frame[frame["mean_diff"].notna()]
     if len(done):
         print(S.to_markdown(done))

@@ -209,6 +209,30 @@ def test_the_ladder_compares_gan_pairs_and_augmentation_with_neither_at_each_siz
     assert "## Low-data ladder" in S.to_markdown(f)
 
 
+def test_the_ladder_figure_shows_each_computed_difference_at_its_size(tmp_path):
+    from matplotlib.collections import PathCollection
+
+    from gan_seg_aug.reporting.result_figures import ladder_difference_plot, ladder_differences
+
+    scr_tree(tmp_path, seeds=(0, 1))
+    rng = np.random.default_rng(5)
+    base = rng.uniform(0.90, 0.96, 40)
+    for net, shift in (("16-0-NoAug", 0.0), ("8-8-NoAug", 0.02)):
+        write_run(tmp_path, net, 1, 0, scr_frame(1, base + shift + rng.normal(0, 0.004, 40)), train_cases=9)
+    f = S.compare_table("ladder", S.discover(tmp_path), n_boot=N_BOOT)
+    d = ladder_differences(f)  # only what was computed: GAN pairs at 9 and at all cases, no 16-0-Aug anywhere
+    assert d[["cases", "question"]].values.tolist() == [["9", "8-8-NoAug − 16-0-NoAug"],
+                                                        ["all", "8-8-NoAug − 16-0-NoAug"]]
+    assert d.mean_diff[0] == pytest.approx(0.02, abs=0.003) and d.seed_variance_included.tolist() == [False, True]
+    ax = ladder_difference_plot(f).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["9", "all"]
+    points = [c for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    hollow = [c for c in points if (c.get_facecolors() == 1).all()]
+    assert len(hollow) == 1 and hollow[0].get_offsets()[0][1] == pytest.approx(d.mean_diff[0])  # 1 run a side
+    with pytest.raises(ValueError, match="no computed ladder comparison"):
+        ladder_differences(f.assign(mean_diff=np.nan))
+
+
 def city_frame(confs):
     cols = confusion_columns()
     return pd.DataFrame([{"case_id": c, **dict(zip(cols, np.asarray(m).ravel()))} for c, m in confs.items()])
@@ -253,6 +277,8 @@ def test_compare_cli_end_to_end_on_a_tmp_runs_tree(tmp_path):
     md = (out / "comparisons_stats.md").read_text()
     assert "## Table II" in md and "| 8-8-NoAug vs 16-0-NoAug | all paired folds | dice |" in md and "at commit" in md
     assert "8-8-NoAug vs 16-0-NoAug" in proc.stdout and "no table_" not in proc.stderr
+    # fold 1 of these runs is also the ladder's all-cases rung, so its figure is drawn
+    assert (out / "ladder_differences.png").read_bytes()[:4] == b"\x89PNG"
     # Without --runs-dir the old behaviour stays: no tables -> exit 1, nothing written.
     proc = subprocess.run(cmd[:3], capture_output=True, text=True)
     assert proc.returncode == 1 and "run experiments/tables.py first" in proc.stderr

@@ -4,7 +4,8 @@
 * :func:`cases_figure` / :func:`best_worst_figure` -- test cases of a GAN-augmented and a
   standard-augmented network side by side (Figs. 5.4 / 5.5 / 5.11; paper Figs. 3 / 5).
 * :func:`ladder_plot` -- the low-data ladder (not in the paper): test Dice against the number of
-  training cases, one line per network.
+  training cases, one line per network; :func:`ladder_difference_plot` its paired differences with CIs
+  that hold seed noise (from ``comparisons_stats.csv``).
 
 Predictions for those figures come from a run's ``best.weights.h5`` (:func:`load_unet`,
 :func:`predict_case`) at the network's training resolution; the paper's metrics are computed at
@@ -93,6 +94,65 @@ def ladder_plot(table: pd.DataFrame):
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set_xlabel("training cases (SCR fold 1, nested subsets)")
     ax.set_ylabel("test Dice (95 % CI over images)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def ladder_differences(stats: pd.DataFrame, metric: str = "dice") -> pd.DataFrame:
+    """The ladder's paired differences from ``comparisons_stats.csv`` (:mod:`.run_statistics`) that were computed:
+    ``question`` (the comparison without its size), ``cases`` (``"all"`` for the whole training set), ``mean_diff``,
+    ``ci_low``, ``ci_high``, ``runs_a``, ``runs_b`` and ``seed_variance_included``, ordered by size.
+
+    >>> from gan_seg_aug.reporting.run_statistics import SCOPE_ALL
+    >>> s = pd.DataFrame({"table": "ladder", "scope": SCOPE_ALL, "metric": "dice",
+    ...                   "comparison": ["8-8-NoAug vs 16-0-NoAug, all training cases",
+    ...                                  "8-8-NoAug vs 16-0-NoAug, 9 training cases"],
+    ...                   "mean_diff": [-0.003, 0.001], "ci_low": [-0.005, -0.004], "ci_high": [-0.001, 0.005],
+    ...                   "runs_a": 2, "runs_b": 3, "seed_variance_included": True})
+    >>> ladder_differences(s)[["question", "cases", "mean_diff"]].values.tolist()
+    [['8-8-NoAug − 16-0-NoAug', '9', 0.001], ['8-8-NoAug − 16-0-NoAug', 'all', -0.003]]
+    """
+    from gan_seg_aug.reporting.run_statistics import SCOPE_ALL, ladder_comparisons
+
+    sizes = {name: (str(n) if n else "all", k, f"{a.rsplit('_train', 1)[0]} − {b.rsplit('_train', 1)[0]}")
+             for k, (name, a, b, n) in enumerate(ladder_comparisons())}
+    lines = stats[(stats["metric"] == metric) & (stats["scope"] == SCOPE_ALL) & stats["comparison"].isin(sizes)
+                  & stats["mean_diff"].notna()]
+    if lines.empty:
+        raise ValueError("no computed ladder comparison: run experiments/compare.py RESULTS --runs-dir RUNS "
+                         "after the ladder's runs have landed")
+    info = pd.DataFrame([sizes[c] for c in lines["comparison"]], columns=["cases", "order", "question"],
+                        index=lines.index)
+    keep = ["mean_diff", "ci_low", "ci_high", "runs_a", "runs_b", "seed_variance_included"]
+    return pd.concat([info, lines[keep]], axis=1).sort_values("order").drop(columns="order").reset_index(drop=True)
+
+
+def ladder_difference_plot(stats: pd.DataFrame, metric: str = "dice"):
+    """The ladder's two questions against training cases: each paired difference with its 95 % CI over runs
+    and images (hollow where one side has a single run, so the CI is within-run), runs per side beside it."""
+    d = ladder_differences(stats, metric)
+    from matplotlib.figure import Figure
+
+    sizes = list(dict.fromkeys(d["cases"]))
+    fig = Figure(figsize=(6.5, 3.5), layout="constrained")
+    ax = fig.subplots()
+    ax.axhline(0, color="grey", lw=0.8)
+    questions = list(dict.fromkeys(d["question"]))
+    for k, (q, g) in enumerate(d.groupby("question", sort=False)):
+        x = np.array([sizes.index(c) for c in g["cases"]]) + (k - (len(questions) - 1) / 2) * 0.12
+        err = [g["mean_diff"] - g["ci_low"], g["ci_high"] - g["mean_diff"]]
+        colour = f"C{k}"
+        ax.errorbar(x, g["mean_diff"], yerr=err, fmt="none", capsize=3, color=colour, label=q)
+        seeded = g["seed_variance_included"].astype(bool).to_numpy()
+        ax.scatter(x[seeded], g["mean_diff"][seeded], color=colour, zorder=3)
+        ax.scatter(x[~seeded], g["mean_diff"][~seeded], facecolors="white", edgecolors=colour, zorder=3)
+        for xi, (_, r) in zip(x, g.iterrows()):
+            ax.annotate(f"{int(r.runs_a)}/{int(r.runs_b)}", (xi, r.ci_high), textcoords="offset points",
+                        xytext=(0, 3), ha="center", fontsize=7, color=colour)
+    ax.set_xticks(range(len(sizes)), sizes)
+    ax.set_xlabel("training cases (SCR fold 1, nested subsets); n/m = runs per side")
+    ax.set_ylabel(f"test {'Dice' if metric == 'dice' else metric} difference (95 % CI)")
+    ax.set_title("hollow: a single run on one side, so the CI is within-run", fontsize=8)
     ax.legend(fontsize=8)
     return fig
 

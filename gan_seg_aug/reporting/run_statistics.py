@@ -48,10 +48,22 @@ METRICS = {"I": (("dice", "val_dice_mean"),),
 LADDER_TITLE = "Low-data ladder: SCR fold 1 on nested training subsets (test, not in the paper)"
 NO_HUMAN_OBJECT = tuple(i for i, c in enumerate(CITYSCAPES_CATEGORIES) if c not in ("human", "object"))
 BASELINE = {"I": "sh0_sc0_tr0_el0", "III": "sh0_sc0_tr0_flip0"}
+SCOPE_ALL = "all paired folds"  # the scope of every comparison's main lines (compare_table)
 COLUMNS = ["table", "comparison", "scope", "metric", "paper_metric", "mean_diff", "ci_low", "ci_high", "paper_diff",
            "verdict", "runs_a", "runs_b", "folds", "seeds_a", "seeds_b", "seed_variance_included",
            "seed_spread_a", "seed_spread_b", "wilcoxon_within_run_p", "p_boot", "n_images", "n_dropped",
            "config_a", "config_b", "profile", "dataset", "note", "run_dirs_a", "run_dirs_b"]
+
+
+def ladder_comparisons() -> list[tuple[str, str, str, int | None]]:
+    """``(name, row A, row B, training cases)`` of the ladder (None = all cases): at each size, GAN pairs added
+    to real ones and standard augmentation, each against neither.
+
+    >>> ladder_comparisons()[-1]
+    ('16-0-Aug vs 16-0-NoAug, all training cases', '16-0-Aug_trainall', '16-0-NoAug_trainall', None)
+    """
+    return [(f"{a} vs {b}, {n or 'all'} training cases", ladder_row_id(a, n), ladder_row_id(b, n), n)
+            for n in LADDER_CASES for a, b in (("8-8-NoAug", "16-0-NoAug"), ("16-0-Aug", "16-0-NoAug"))]
 
 
 def comparisons(table: str) -> list[tuple[str, str, str]]:
@@ -64,9 +76,8 @@ def comparisons(table: str) -> list[tuple[str, str, str]]:
     >>> comparisons("ladder")[0]
     ('8-8-NoAug vs 16-0-NoAug, 9 training cases', '8-8-NoAug_train9', '16-0-NoAug_train9')
     """
-    if table == LADDER:  # at each size: GAN pairs added to real ones, and standard augmentation, against neither
-        return [(f"{a} vs {b}, {n or 'all'} training cases", ladder_row_id(a, n), ladder_row_id(b, n))
-                for n in LADDER_CASES for a, b in (("8-8-NoAug", "16-0-NoAug"), ("16-0-Aug", "16-0-NoAug"))]
+    if table == LADDER:
+        return [c[:3] for c in ladder_comparisons()]
     if table in BASELINE:
         base = BASELINE[table]
         return [(f"{r.row_id} vs {base}", r.row_id, base) for r in table_rows(table) if r.row_id != base]
@@ -248,7 +259,7 @@ def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=
         extra = sorted({f for side in found.values() for f, _ in side} - set(common))
         kw = dict(n_boot=n_boot, seed=seed, context=dict(profile=profile, dataset=dataset),
                   common_note=f"folds {extra} of one side left out" if extra else None)
-        lines += _lines(table, name, ra, rb, found, common, "all paired folds", paper, **kw)
+        lines += _lines(table, name, ra, rb, found, common, SCOPE_ALL, paper, **kw)
         seeded = _seeded_folds(found, common)
         if seeded and seeded != common:
             lines += _lines(table, name, ra, rb, found, seeded, "folds with 2+ seeds", paper, **kw)
