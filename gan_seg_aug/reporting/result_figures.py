@@ -114,8 +114,8 @@ def ladder_differences(stats: pd.DataFrame, metric: str = "dice") -> pd.DataFram
     """
     from gan_seg_aug.reporting.run_statistics import SCOPE_ALL, ladder_comparisons
 
-    sizes = {name: (str(n) if n else "all", k, f"{a.rsplit('_train', 1)[0]} − {b.rsplit('_train', 1)[0]}")
-             for k, (name, a, b, n) in enumerate(ladder_comparisons())}
+    sizes = {name: (str(n) if n else "all", k, question)
+             for k, (name, _, _, n, question) in enumerate(ladder_comparisons())}
     lines = stats[(stats["metric"] == metric) & (stats["scope"] == SCOPE_ALL) & stats["comparison"].isin(sizes)
                   & stats["mean_diff"].notna()]
     if lines.empty:

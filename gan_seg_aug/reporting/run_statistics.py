@@ -55,14 +55,15 @@ COLUMNS = ["table", "comparison", "scope", "metric", "paper_metric", "mean_diff"
            "config_a", "config_b", "profile", "dataset", "note", "run_dirs_a", "run_dirs_b"]
 
 
-def ladder_comparisons() -> list[tuple[str, str, str, int | None]]:
-    """``(name, row A, row B, training cases)`` of the ladder (None = all cases): at each size, GAN pairs added
-    to real ones and standard augmentation, each against neither.
+def ladder_comparisons() -> list[tuple[str, str, str, int | None, str]]:
+    """``(name, row A, row B, training cases, question)`` of the ladder (None = all cases): at each size, GAN
+    pairs added to real ones and standard augmentation, each against neither; ``question`` is the same at every size.
 
-    >>> ladder_comparisons()[-1]
-    ('16-0-Aug vs 16-0-NoAug, all training cases', '16-0-Aug_trainall', '16-0-NoAug_trainall', None)
+    >>> name, row_a, row_b, cases, question = ladder_comparisons()[-1]
+    >>> name, row_a, cases, question
+    ('16-0-Aug vs 16-0-NoAug, all training cases', '16-0-Aug_trainall', None, '16-0-Aug − 16-0-NoAug')
     """
-    return [(f"{a} vs {b}, {n or 'all'} training cases", ladder_row_id(a, n), ladder_row_id(b, n), n)
+    return [(f"{a} vs {b}, {n or 'all'} training cases", ladder_row_id(a, n), ladder_row_id(b, n), n, f"{a} − {b}")
             for n in LADDER_CASES for a, b in (("8-8-NoAug", "16-0-NoAug"), ("16-0-Aug", "16-0-NoAug"))]
 
 
