@@ -81,7 +81,7 @@ def run_stats(args) -> int:
     atomic_write_text(out / "comparisons_stats.md", S.to_markdown(frame) + _footer(
         args, f"runs from `{args.runs_dir}`; each line's run directories are in comparisons_stats.csv"))
     log.info(f"wrote {out / 'comparisons_stats.csv'} and comparisons_stats.md")
-    if (frame["table"] == LADDER).any() and frame.loc[frame["table"] == LADDER, "mean_diff"].notna().any():
+    if frame.loc[frame["table"] == LADDER, "mean_diff"].notna().any():
         from gan_seg_aug.reporting.result_figures import ladder_difference_plot
         from gan_seg_aug.reporting.viz import save_png
 
