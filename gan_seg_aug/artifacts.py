@@ -91,11 +91,14 @@ def _json_default(o):
 
 
 def git_commit() -> str:
-    """The project's commit, with ``+dirty`` when the work tree has changes; ``unknown`` outside git."""
+    """The project's commit, with ``+dirty`` when tracked files outside ``results/`` have changes; ``unknown``
+    outside git. ``results/`` is left out because the sweep writes its tables into the checkout it runs from, so
+    every later run would otherwise be marked dirty although its code is the commit's."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_REPO_ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=_REPO_ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except Exception:

@@ -117,6 +117,33 @@ def test_atomic_json_leaves_no_partial_file(tmp_path):
     assert prov["cpu"]  # the machine kind: runs are bit-identical within one only
 
 
+
+def test_git_commit_is_dirty_for_code_changes_not_for_written_results(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    from gan_seg_aug import artifacts
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.csv").write_text("a\n1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    monkeypatch.setattr(artifacts, "_REPO_ROOT", tmp_path)
+    clean = artifacts.git_commit()
+    assert len(clean) == 40 and "+dirty" not in clean
+    (tmp_path / "results" / "table.csv").write_text("a\n2\n")  # the sweep writing its tables
+    assert artifacts.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert artifacts.git_commit() == clean + "+dirty"
+
 def _toy_taskdata(n=10, groups=None):
     rng = np.random.default_rng(0)
     lab = (rng.random((n, 8, 8)) > 0.5).astype(np.uint8)
