@@ -10,7 +10,9 @@ runs tree, or a results directory holding copied runs (``results/cpu_real/runs/.
 per-image CSVs are enough, no checkpoints) -- with bootstrap CIs that include seed-to-seed noise, and
 writes ``comparisons_stats.csv`` / ``comparisons_stats.md`` atomically to ``--stats-out`` (default: the
 results directory, next to the tables), and, once the low-data ladder has a computed comparison, its
-differences against training cases as ``ladder_differences.png``.
+differences against training cases as ``ladder_differences.png``.  Next to them, ``comparisons_real_pairs.*``
+set each mixed run (8-8, 4-4) against real-only runs after the same number of real pairs, including the
+half-batch controls (8-0, 4-0) when they were run (``gan_seg_aug/reporting/real_pairs.py``).
 """
 import argparse
 import datetime
@@ -69,6 +71,22 @@ def _footer(args, where="each row's own profile, dataset, commit and date are in
     return f"\n_Made by `experiments/compare.py {args.results_dir}` at commit {git_commit()} on {date}; {where}._\n"
 
 
+def write_real_pairs(args, out: Path, want: dict) -> None:
+    """Mixed runs against real-only ones at equal real pairs seen (``gan_seg_aug/reporting/real_pairs.py``)."""
+    from gan_seg_aug.reporting import real_pairs as RP
+    from gan_seg_aug.reporting.run_statistics import discover
+
+    lines, tests = RP.all_lines(discover(args.runs_dir), profile=args.profile, dataset=args.dataset, want=want,
+                                n_boot=args.n_boot, seed=args.boot_seed)
+    if lines.empty and tests.empty:
+        return
+    atomic_write_csv(out / "comparisons_real_pairs.csv", lines)
+    atomic_write_csv(out / "comparisons_real_pairs_test.csv", tests)
+    atomic_write_text(out / "comparisons_real_pairs.md", RP.to_markdown(lines, tests) + _footer(
+        args, f"runs from `{args.runs_dir}`; each line's run directories are in comparisons_real_pairs.csv"))
+    log.info(f"wrote {out / 'comparisons_real_pairs.csv'}, comparisons_real_pairs_test.csv and .md")
+
+
 def run_stats(args) -> int:
     """The paired statistics; returns the number of comparison lines with a computed difference."""
     from gan_seg_aug.reporting import run_statistics as S
@@ -81,6 +99,7 @@ def run_stats(args) -> int:
     atomic_write_text(out / "comparisons_stats.md", S.to_markdown(frame) + _footer(
         args, f"runs from `{args.runs_dir}`; each line's run directories are in comparisons_stats.csv"))
     log.info(f"wrote {out / 'comparisons_stats.csv'} and comparisons_stats.md")
+    write_real_pairs(args, out, want)
     if frame.loc[frame["table"] == LADDER, "mean_diff"].notna().any():
         from gan_seg_aug.reporting.result_figures import ladder_difference_plot
         from gan_seg_aug.reporting.viz import save_png

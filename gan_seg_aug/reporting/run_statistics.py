@@ -107,7 +107,7 @@ def discover(root) -> list[FinishedRun]:
     return out
 
 
-def _context(runs, task, profile, dataset):
+def task_runs(runs, task, profile, dataset):
     """The runs of ``task`` with one profile and dataset (given, or the only ones present)."""
     runs, chosen = [r for r in runs if r.summary.get("task") == task], {}
     for key, value in (("profile", profile), ("dataset", dataset)):
@@ -143,7 +143,7 @@ def row_runs(row: TableRow, runs, want=None) -> dict:
     return out
 
 
-def _per_image(run: FinishedRun, table: str):
+def per_image_table(run: FinishedRun, table: str):
     csv = run.run_dir / PER_IMAGE[table]
     if not csv.exists():
         raise ValueError(f"{csv}: per-image metrics missing (the run predates them, or was copied without them)")
@@ -158,7 +158,7 @@ def _per_image(run: FinishedRun, table: str):
     return {str(c): m.reshape(k, k) for c, m in zip(df["case_id"], df[cols].to_numpy(np.float64))}
 
 
-def _difference(table, metric, a, b, n_boot, seed):
+def difference(table, metric, a, b, n_boot, seed):
     if TABLE_TASK[table] == "scr_lung":
         return P.paired_difference(a, b, metric, n_boot=n_boot, seed=seed)
     classes = NO_HUMAN_OBJECT if metric == "miou8_no_human_object" else None
@@ -203,7 +203,7 @@ def _lines(table, name, ra, rb, found, folds, scope, paper, *, n_boot, seed, com
             f" (folds {sorted({f for f, _ in v})})" if v else "") for k, v in found.items())
     else:
         try:
-            data = {k: [((f, s), _per_image(r, table)) for (f, s), r in sorted(v.items()) if f in folds]
+            data = {k: [((f, s), per_image_table(r, table)) for (f, s), r in sorted(v.items()) if f in folds]
                     for k, v in found.items()}
         except ValueError as e:
             error = f"not computed: {e}"
@@ -222,7 +222,7 @@ def _lines(table, name, ra, rb, found, folds, scope, paper, *, n_boot, seed, com
                     **context)
         if error is None:
             try:
-                r = _difference(table, metric, data[ra], data[rb], n_boot, seed)
+                r = difference(table, metric, data[ra], data[rb], n_boot, seed)
             except ValueError as e:
                 line["verdict"] = f"not computed: {e}"
             else:
@@ -250,7 +250,7 @@ def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=
     those folds: fewer images, but a CI that includes run-to-run variance.
     """
     task = TABLE_TASK[table]
-    runs, profile, dataset = _context(runs, task, profile, dataset)
+    runs, profile, dataset = task_runs(runs, task, profile, dataset)
     rows = {r.row_id: r for r in table_rows(table)}
     paper = _paper_diffs(table, paper_dir)
     lines = []
