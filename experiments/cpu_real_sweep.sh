@@ -1,13 +1,13 @@
 #!/bin/sh
-# The whole real-data evidence at the cpu profile (results/cpu_real/), in the order it is worth having it: Table
-# IV's 8-0-NoAug and 4-4-NoAug with second seeds, Table II seed 0 and the second seeds of its headline rows, Table
-# I, the low-data ladder (its GAN question with a second seed, and a third at 9 and 25 cases), Table III and the
-# rest of Table IV.  The ladder comes before Table III and the rest of Table IV because it is the regime where GAN
-# augmentation is reported to matter most (issue 14), while Tables II and IV's headline rows already show no gain
-# on the full training sets.
-# Every step is an idempotent experiments/tables.py call: on a fresh machine it restores the published rows
-# from results/cpu_real/runs and runs only what is missing, so running this again after an interruption
-# continues where it stopped.  Commit results/cpu_real as rows land.
+# The whole real-data evidence at the cpu profile (results/cpu_real/), in the order it is worth having it: Table IV's
+# 8-0-NoAug and 4-4-NoAug with second seeds, Table II seed 0 and the second seeds of its headline rows, Table I, the
+# low-data ladder (its GAN question with a second seed, and a third at 9 and 25 cases), Table III, the rest of Table
+# IV, and the half-batch real-only controls that compare.py's equal-real-pairs reading uses.  The ladder comes before
+# Table III and the rest of Table IV because it is the regime where GAN augmentation is reported to matter most
+# (issue 14), while Tables II and IV's headline rows already show no gain on the full training sets. Every step is
+# idempotent: each experiments/tables.py call first restores the published runs from results/cpu_real/runs (on a
+# fresh machine too) and runs only what is missing, and a finished control is not trained again, so running this
+# again after an interruption continues where it stopped.  Commit results/cpu_real as rows land.
 #
 #   nohup sh experiments/cpu_real_sweep.sh DATA_ROOT RUNS_DIR > sweep.log 2>&1 &
 #
@@ -79,4 +79,24 @@ step "Table IV, seed 0: 0-8-NoAug, 0-8-Aug" --table IV --only 0-8-NoAug,0-8-Aug 
 step "Table IV, seed 1: 8-0-Aug" --table IV --seed 1 --only 8-0-Aug --results-dir "$OUT/seed1"
 step "Table IV, seed 0: 4-4-Aug" --table IV --only 4-4-Aug --results-dir "$OUT"
 step "Table IV, seed 1: 4-4-Aug" --table IV --seed 1 --only 4-4-Aug --results-dir "$OUT/seed1"
+
+control() {  # control SCRIPT ARGS...: a half-batch real-only run (SCR 8-0, Cityscapes 4-0), not a table row.
+    # compare.py sets each mixed run against the real half of its own minibatch trained alone: same steps, same
+    # real pairs, so only the generated pairs differ (gan_seg_aug/reporting/real_pairs.py).  The tables.py steps
+    # above restored the published runs into RUNS, so a finished control is not trained again.
+    script=$1
+    shift
+    echo "=== $(date -u +%FT%TZ) half-batch control: $script $*"
+    python "experiments/$script" --profile cpu --precision "${PRECISION:-auto}" --runs-dir "$RUNS" "$@" \
+        && python experiments/publish_runs.py "$RUNS" "$OUT/runs"
+}
+for seed in 0 1 2; do  # where the ladder's 8-8 runs beat 16-0 most clearly at equal real pairs
+    control scr_lung.py --fold 1 --mix 8-0 --train-cases 9 --seed "$seed" --data-dir "$DATA/jsrt_scr"
+done
+for seed in 0 1; do
+    control cityscapes.py --mix 4-0 --seed "$seed" --data-dir "$DATA/cityscapes_pix2pix"
+done
+for seed in 0 1; do
+    control scr_lung.py --fold 1 --mix 8-0 --seed "$seed" --data-dir "$DATA/jsrt_scr"
+done
 python experiments/compare.py "$OUT" --runs-dir "$OUT/runs" --markdown "$OUT/comparisons.md"
