@@ -99,4 +99,7 @@ done
 for seed in 0 1; do
     control scr_lung.py --fold 1 --mix 8-0 --seed "$seed" --data-dir "$DATA/jsrt_scr"
 done
+for seed in 0 1 2; do
+    control scr_lung.py --fold 1 --mix 8-0 --train-cases 25 --seed "$seed" --data-dir "$DATA/jsrt_scr"
+done
 python experiments/compare.py "$OUT" --runs-dir "$OUT/runs" --markdown "$OUT/comparisons.md"
