@@ -171,9 +171,34 @@ MD_COLUMNS = ["comparison", "reference_row", "fold", "seed_a", "seed_ref", "best
               "real_pairs_at_end_ref"]
 
 
+def summary(lines: pd.DataFrame) -> pd.DataFrame:
+    """Per (table, comparison, reference): how many run pairs, mixed and reference runs, and the spread of ``diff``.
+
+    >>> lines = pd.DataFrame({"table": "II", "comparison": "8-8-NoAug vs 16-0-NoAug", "reference": FULL,
+    ...                       "seed_a": [0, 0, 1], "seed_ref": [0, 1, 0], "fold": 1, "diff": [-0.2, 0.1, -0.1]})
+    >>> row = summary(lines).to_dict("records")[0]
+    >>> [row[k] for k in ("run_pairs", "runs_a", "runs_ref", "median_diff", "share_below_0")]
+    [3, 2, 2, -0.1, 0.6667]
+    """
+    rows = []
+    for (t, c, r), df in lines.groupby(["table", "comparison", "reference"], sort=False):
+        d = df["diff"].dropna()
+        rows.append({"table": t, "comparison": c, "reference": r, "run_pairs": len(df),
+                     "runs_a": len(df[["fold", "seed_a"]].drop_duplicates()),
+                     "runs_ref": len(df[["fold", "seed_ref"]].drop_duplicates()),
+                     "median_diff": float(d.median()) if len(d) else math.nan,
+                     "min_diff": float(d.min()) if len(d) else math.nan,
+                     "max_diff": float(d.max()) if len(d) else math.nan,
+                     "share_below_0": round(float((d < 0).mean()), 4) if len(d) else math.nan})
+    return pd.DataFrame(rows)
+
+
 def to_markdown(lines: pd.DataFrame, tests: pd.DataFrame) -> str:
-    """``comparisons_real_pairs.md``: the reading, the half-batch test scores, then the lines per table."""
+    """``comparisons_real_pairs.md``: the reading, its summary, the half-batch test scores, the lines per table."""
     parts = ["# Mixed against real-only runs at equal real pairs seen", "", EXPLAIN, ""]
+    if len(lines):
+        parts += ["## Validation loss, summed up per comparison (diff = mixed − reference)", "",
+                  markdown_table(summary(lines)), ""]
     if len(tests):
         parts += ["## Test score: mixed run against its half-batch control (hierarchical bootstrap, 95 % CI)", "",
                   markdown_table(tests.drop(columns=["profile", "dataset"])), ""]
