@@ -96,7 +96,7 @@ def test_half_batch_test_score_difference_has_a_ci_over_runs(tmp_path):
             write_run(tmp_path, "8-0-NoAug", {50: 0.5}, fold=fold, seed=seed, dice=base + rng.normal(0, 0.002, 30))
     _, tests = RP.table_lines("II", discover(tmp_path), n_boot=300)
     t = one(tests, comparison="8-8-NoAug vs 8-0-NoAug")
-    assert t.metric == "dice" and t.runs_a == 6 and t.runs_b == 6 and t.seed_variance_included
+    assert t.folds == "1;2;3" and t.metric == "dice" and t.runs_a == 6 and t.runs_b == 6 and t.seed_variance_included
     assert t.ci_low < 0.01 < t.ci_high and t.ci_low > 0
 
 

@@ -36,7 +36,7 @@ FULL, HALF = "full-batch real-only", "half-batch real-only"
 COLUMNS = ["table", "comparison", "reference", "reference_row", "fold", "seed_a", "seed_ref", "best_val_loss_a",
            "best_iteration_a", "real_pairs_at_best_a", "real_pairs_at_end_a", "val_loss_ref_at_same_real_pairs",
            "ref_reached_them", "real_pairs_at_end_ref", "diff", "profile", "dataset", "run_dir_a", "run_dir_ref"]
-TEST_COLUMNS = ["table", "comparison", "metric", "mean_diff", "ci_low", "ci_high", "p_boot", "runs_a", "runs_b",
+TEST_COLUMNS = ["table", "comparison", "folds", "metric", "mean_diff", "ci_low", "ci_high", "p_boot", "runs_a", "runs_b",
                 "seed_variance_included", "n_images", "profile", "dataset"]
 
 
@@ -129,7 +129,7 @@ def _test_line(table, name, found_a, found_c, context, n_boot, seed) -> dict | N
     data = [[(k, per_image_table(r, table)) for k, r in sorted(side.items()) if k[0] in folds]
             for side in (found_a, found_c)]
     r = difference(table, metric, *data, n_boot, seed)
-    return {"table": table, "comparison": name, "metric": metric, **context,
+    return {"table": table, "comparison": name, "folds": ";".join(map(str, folds)), "metric": metric, **context,
             **{k: r[k] for k in TEST_COLUMNS if k in r}}
 
 
