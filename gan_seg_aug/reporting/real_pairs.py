@@ -1,8 +1,9 @@
 """Mixed rows against real-only rows at equal real pairs seen (not in the paper; a reading of issue 14's tables).
 
 A mixed U-Net (8-8, 4-4) draws half its minibatch from the generator, so per step it sees half the real pairs of its
-real-only row (16-0, 8-0; thesis §4.2.2, Tables 5.2 / 5.4).  The thesis' stopping rule counts steps ("stop the
-training if the validation loss did not improve for 600 iterations", §4.2.2), so a test score compares runs that
+real-only row (16-0, 8-0; thesis §4.2: "we use different ratios of real and generated data", Tables 5.2 / 5.4).  The
+thesis' stopping rule counts steps ("We only stop the training when 3000 iterations have passed since the last
+validation loss minimum was found", §4.2; the cpu profile scales 3000 to 600), so a test score compares runs that
 saw different numbers of real pairs as well as different mixes.  Two references separate the two:
 
 * the **full-batch** real-only row (16-0, 8-0, the paper's own reference), read after as many real pairs as the
