@@ -72,7 +72,6 @@ def half_batch_row(row: TableRow) -> TableRow:
     ('4-0-Aug', '4-0-Aug')
     >>> half_batch_row(table_rows("ladder")[2]).row_id
     '8-0-NoAug_train9'
-
     """
     runs = tuple(RunSpec(s.task, s.fold, s.n_real, 0, s.aug, s.train_cases) for s in row.runs)
     row_id = runs[0].network_id
@@ -127,9 +126,13 @@ def _test_line(table, name, found_a, found_c, context, n_boot, seed) -> dict | N
     if not folds:
         return None
     metric = METRICS[table][0][0]  # dice / miou8: the table's headline score
-    data = [[(k, per_image_table(r, table)) for k, r in sorted(side.items()) if k[0] in folds]
-            for side in (found_a, found_c)]
-    r = difference(table, metric, *data, n_boot, seed)
+    try:
+        data = [[(k, per_image_table(r, table)) for k, r in sorted(side.items()) if k[0] in folds]
+                for side in (found_a, found_c)]
+        r = difference(table, metric, *data, n_boot, seed)
+    except ValueError as e:  # as for the curves: one unreadable run must not stop compare.py
+        log.warning(f"{name}: test-score difference not computed: {e}")
+        return None
     return {"table": table, "comparison": name, "folds": ";".join(map(str, folds)), "metric": metric, **context,
             **{k: r[k] for k in TEST_COLUMNS if k in r}}
 
