@@ -71,12 +71,11 @@ def _footer(args, where="each row's own profile, dataset, commit and date are in
     return f"\n_Made by `experiments/compare.py {args.results_dir}` at commit {git_commit()} on {date}; {where}._\n"
 
 
-def write_real_pairs(args, out: Path, want: dict) -> None:
+def write_real_pairs(args, out: Path, want: dict, runs) -> None:
     """Mixed runs against real-only ones at equal real pairs seen (``gan_seg_aug/reporting/real_pairs.py``)."""
     from gan_seg_aug.reporting import real_pairs as RP
-    from gan_seg_aug.reporting.run_statistics import discover
 
-    lines, tests = RP.all_lines(discover(args.runs_dir), profile=args.profile, dataset=args.dataset, want=want,
+    lines, tests = RP.all_lines(runs, profile=args.profile, dataset=args.dataset, want=want,
                                 n_boot=args.n_boot, seed=args.boot_seed)
     if lines.empty and tests.empty:
         return
@@ -92,14 +91,15 @@ def run_stats(args) -> int:
     from gan_seg_aug.reporting import run_statistics as S
 
     want = {"critic_norm": args.critic_norm, "sampling_bn": args.sampling_bn}
-    frame = S.compare_all(args.runs_dir, profile=args.profile, dataset=args.dataset, want=want,
-                          n_boot=args.n_boot, seed=args.boot_seed, paper_dir=args.paper_dir)
+    runs = S.discover(args.runs_dir)  # once: the statistics and the real-pairs reading share it
+    frame = S.compare_runs(runs, profile=args.profile, dataset=args.dataset, want=want,
+                           n_boot=args.n_boot, seed=args.boot_seed, paper_dir=args.paper_dir)
     out = Path(args.stats_out or args.results_dir)
     atomic_write_csv(out / "comparisons_stats.csv", frame)
     atomic_write_text(out / "comparisons_stats.md", S.to_markdown(frame) + _footer(
         args, f"runs from `{args.runs_dir}`; each line's run directories are in comparisons_stats.csv"))
     log.info(f"wrote {out / 'comparisons_stats.csv'} and comparisons_stats.md")
-    write_real_pairs(args, out, want)
+    write_real_pairs(args, out, want, runs)
     if frame.loc[frame["table"] == LADDER, "mean_diff"].notna().any():
         from gan_seg_aug.reporting.result_figures import ladder_difference_plot
         from gan_seg_aug.reporting.viz import save_png

@@ -103,12 +103,13 @@ def _curves(found) -> dict:
     return out
 
 
-def _lines(table, name, ref_kind, found_a, found_ref, context) -> list:
-    lines, refs = [], _curves(found_ref)
-    for (fold, seed_a), (ra, ha) in _curves(found_a).items():
+def _lines(table, name, ref_kind, curves_a, curves_ref, context) -> list:
+    """One line per (mixed run, reference run of the same fold); ``curves_*`` as :func:`_curves` returns them."""
+    lines = []
+    for (fold, seed_a), (ra, ha) in curves_a.items():
         best, na = int(ra.summary["best_iteration"]), int(ra.summary["n_real"])
         loss_a = lowest_up_to(ha, best)
-        for (fold_r, seed_r), (rr, hr) in refs.items():
+        for (fold_r, seed_r), (rr, hr) in curves_ref.items():
             if fold_r != fold:
                 continue
             nr = int(rr.summary["n_real"])
@@ -143,12 +144,13 @@ def table_lines(table, runs, *, profile=None, dataset=None, want=None, n_boot=20
     context = dict(profile=profile, dataset=dataset)
     lines, tests = [], []
     for name, row_a, row_b in mixed_rows(table):
-        found_a = row_runs(row_a, runs, want)
         half = half_batch_row(row_a)
-        found_c = row_runs(half, runs, want)
-        lines += _lines(table, name, FULL, found_a, row_runs(row_b, runs, want), context)
-        lines += _lines(table, f"{row_a.row_id} vs {half.row_id}", HALF, found_a, found_c, context)
-        t = _test_line(table, f"{row_a.row_id} vs {half.row_id}", found_a, found_c, context, n_boot, seed)
+        control = f"{row_a.row_id} vs {half.row_id}"
+        found_a, found_c = row_runs(row_a, runs, want), row_runs(half, runs, want)
+        curves_a = _curves(found_a)  # read once, set against both references
+        lines += _lines(table, name, FULL, curves_a, _curves(row_runs(row_b, runs, want)), context)
+        lines += _lines(table, control, HALF, curves_a, _curves(found_c), context)
+        t = _test_line(table, control, found_a, found_c, context, n_boot, seed)
         tests += [t] if t else []
     return pd.DataFrame(lines, columns=COLUMNS), pd.DataFrame(tests, columns=TEST_COLUMNS)
 
@@ -157,9 +159,12 @@ def all_lines(runs, tables=TABLES, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame
     """:func:`table_lines` for every table whose task has finished ``runs``, concatenated."""
     tasks = {r.summary.get("task") for r in runs}
     parts = [table_lines(t, runs, **kwargs) for t in tables if TABLE_TASK[t] in tasks]
-    frames = [pd.concat([p[i] for p in parts if len(p[i])], ignore_index=True) if any(len(p[i]) for p in parts)
-              else pd.DataFrame(columns=(COLUMNS, TEST_COLUMNS)[i]) for i in (0, 1)]
-    return frames[0], frames[1]
+
+    def concat(i, columns):
+        frames = [p[i] for p in parts if len(p[i])]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    return concat(0, COLUMNS), concat(1, TEST_COLUMNS)
 
 
 EXPLAIN = (f"Each line: a mixed run A (8-8, 4-4) and a real-only reference run of the same fold, either the "
@@ -186,14 +191,12 @@ def summary(lines: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for (t, c, r), df in lines.groupby(["table", "comparison", "reference"], sort=False):
-        d = df["diff"].dropna()
+        d = df["diff"].dropna()  # empty -> NaN below, from pandas itself
         rows.append({"table": t, "comparison": c, "reference": r, "run_pairs": len(df),
                      "runs_a": len(df[["fold", "seed_a"]].drop_duplicates()),
                      "runs_ref": len(df[["fold", "seed_ref"]].drop_duplicates()),
-                     "median_diff": float(d.median()) if len(d) else math.nan,
-                     "min_diff": float(d.min()) if len(d) else math.nan,
-                     "max_diff": float(d.max()) if len(d) else math.nan,
-                     "share_below_0": round(float((d < 0).mean()), 4) if len(d) else math.nan})
+                     "median_diff": float(d.median()), "min_diff": float(d.min()), "max_diff": float(d.max()),
+                     "share_below_0": round(float((d < 0).mean()), 4)})
     return pd.DataFrame(rows)
 
 

@@ -267,13 +267,12 @@ def compare_table(table, runs, *, profile=None, dataset=None, want=None, n_boot=
     return pd.DataFrame(lines, columns=COLUMNS)
 
 
-def compare_all(runs_dir, tables=TABLES + (LADDER,), **kwargs) -> pd.DataFrame:
-    """:func:`compare_table` for every table whose task has finished runs below ``runs_dir``."""
-    runs = discover(runs_dir)
+def compare_runs(runs, tables=TABLES + (LADDER,), **kwargs) -> pd.DataFrame:
+    """:func:`compare_table` for every table whose task has finished ``runs`` (:func:`discover`)."""
     tasks = {r.summary.get("task") for r in runs}
     frames = [compare_table(t, runs, **kwargs) for t in tables if TABLE_TASK[t] in tasks]
     if not frames:
-        log.warning(f"no finished U-Net run (summary.json) below {runs_dir}")
+        log.warning("no finished U-Net run (summary.json) found")
         return pd.DataFrame(columns=COLUMNS)
     return pd.concat(frames, ignore_index=True)
 
